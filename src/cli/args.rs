@@ -1,0 +1,100 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "cllm4rec-pipe", version, about = "CLLM4Rec experiments as declarative, content-hashed pipelines")]
+pub struct Cli {
+    /// The cache folder (default `./cache`).
+    #[arg(long, global = true, env = "CLLM4REC_CACHE")]
+    pub cache_dir: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// How progress and logs are written to stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// The pipeline file (pipelines/*.yaml, sweeps/*.yaml).
+    pub pipeline: PathBuf,
+    /// Override a value: `params.x=1`, `matrix.axis=[1,2]`, `stages.NAME.params.x=1`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline: compute what is not cached, in parallel.
+    Run {
+        #[command(flatten)]
+        p: PipelineArgs,
+        /// Stage instances to run at once (default: the number of cores).
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        /// Recompute every instance of this stage even when cached (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        force: Vec<String>,
+        /// Keep running independent stages after a failure.
+        #[arg(long)]
+        keep_going: bool,
+        /// Rehash every cached output before reusing it; recompute damaged ones.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Show each instance's key, hit or miss, and why it misses.
+    Plan {
+        #[command(flatten)]
+        p: PipelineArgs,
+    },
+    /// Print the instance graph.
+    Graph {
+        #[command(flatten)]
+        p: PipelineArgs,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+        format: GraphFormat,
+    },
+    /// What of a pipeline is cached.
+    Status {
+        #[command(flatten)]
+        p: PipelineArgs,
+    },
+    /// The output folder and record of each instance of a stage.
+    Show {
+        #[command(flatten)]
+        p: PipelineArgs,
+        /// The stage name.
+        stage: String,
+    },
+    /// Delete objects no record points to.
+    Gc {
+        /// Also keep only the last N records of each stage and matrix point.
+        #[arg(long, value_name = "N")]
+        keep_last: Option<usize>,
+    },
+    /// Rehash the cache; list corrupt, truncated and orphaned objects (exit 1 if any).
+    Verify,
+    /// Print the content hash of files (their blake3, as b3sum) or folders (a tree hash).
+    Hash {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}

@@ -1,0 +1,140 @@
+//! One function per subcommand.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::cache::lock::StoreLock;
+use crate::cache::statcache::StatCache;
+use crate::cache::store::{Store, StoreError};
+use crate::cache::{gc, hash, verify};
+use crate::cli::args::{Cli, Command, GraphFormat, LogFormat, PipelineArgs};
+use crate::cli::tables;
+use crate::cli::CliError;
+use crate::exec::progress::{Mode, Reporter};
+use crate::exec::scheduler::{self, RunOptions, Status};
+use crate::exec::{plan, ExecError};
+use crate::kinds::Registry;
+use crate::pipeline::{self, Pipeline};
+
+fn cache_root(cli: &Cli) -> PathBuf {
+    cli.cache_dir.clone().unwrap_or_else(|| PathBuf::from("cache"))
+}
+
+fn open_store(cli: &Cli) -> Result<Store, CliError> {
+    Store::open(&cache_root(cli)).map_err(|e| CliError::Exec(e.into()))
+}
+
+fn load(p: &PipelineArgs, kinds: &Registry) -> Result<Pipeline, CliError> {
+    Ok(pipeline::load(&p.pipeline, &p.sets, kinds)?)
+}
+
+pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
+    let kinds = Registry::default();
+    match &cli.command {
+        Command::Run { p, jobs, force, keep_going, verify } => {
+            let pl = load(p, &kinds)?;
+            for f in force {
+                if pl.stage_index(f).is_none() {
+                    let names: Vec<&str> = pl.stages.iter().map(|s| s.name.as_str()).collect();
+                    return Err(CliError::Usage(format!("`--force {f}`: no such stage; {}", crate::diag::suggest(f, &names, "stages"))));
+                }
+            }
+            let store = open_store(cli)?;
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+            let opts = RunOptions { jobs, force: force.iter().cloned().collect::<BTreeSet<_>>(), keep_going: *keep_going, verify: *verify };
+            let reporter = Reporter::new(Mode::detect(cli.log_format == LogFormat::Json), pl.instances.len());
+            let summary = scheduler::run(&pl, &store, &kinds, &opts, &reporter)?;
+            print!("{}", tables::run_table(&pl, &summary));
+            print!("{}", tables::metrics_table(&pl, &summary.records));
+            if let Some(err) = summary.error {
+                let failed = summary.status.iter().filter(|s| matches!(s, Status::Failed(_))).count();
+                eprintln!("error: {err}");
+                if let ExecError::Stage { log, .. } = &err {
+                    eprint!("{}", tables::log_tail(log, 20));
+                }
+                if failed > 1 {
+                    eprintln!("error: {failed} stage instances failed");
+                }
+                return Err(CliError::Quiet(1));
+            }
+            Ok(0)
+        }
+        Command::Plan { p } => {
+            let pl = load(p, &kinds)?;
+            let store = open_store(cli)?;
+            let rows = plan::plan(&pl, &store, &kinds)?;
+            print!("{}", tables::plan_table(&rows));
+            Ok(0)
+        }
+        Command::Graph { p, format } => {
+            let pl = load(p, &kinds)?;
+            print!("{}", match format {
+                GraphFormat::Dot => tables::graph_dot(&pl),
+                GraphFormat::Mermaid => tables::graph_mermaid(&pl),
+            });
+            Ok(0)
+        }
+        Command::Status { p } => {
+            let pl = load(p, &kinds)?;
+            let store = open_store(cli)?;
+            let rows = plan::plan(&pl, &store, &kinds)?;
+            print!("{}", tables::status_table(&pl, &store, &rows));
+            Ok(0)
+        }
+        Command::Show { p, stage } => {
+            let pl = load(p, &kinds)?;
+            let Some(si) = pl.stage_index(stage) else {
+                let names: Vec<&str> = pl.stages.iter().map(|s| s.name.as_str()).collect();
+                return Err(CliError::Usage(format!("no stage `{stage}` in `{}`; {}", pl.name, crate::diag::suggest(stage, &names, "stages"))));
+            };
+            let store = open_store(cli)?;
+            let rows = plan::plan(&pl, &store, &kinds)?;
+            for (inst, row) in pl.instances.iter().zip(&rows).filter(|(i, _)| i.stage == si) {
+                println!("== {}", inst.label);
+                match row.key.as_deref().and_then(|k| store.lookup(k)) {
+                    Some(rec) if row.hit => {
+                        println!("output: {}", store.object_data(&rec.output).display());
+                        println!("log:    {}", store.root.join(&rec.log).display());
+                        println!("{}", serde_json::to_string_pretty(&rec).expect("plain data"));
+                    }
+                    _ => println!("not cached: {}", row.reasons.join("; ")),
+                }
+            }
+            Ok(0)
+        }
+        Command::Gc { keep_last } => {
+            let store = open_store(cli)?;
+            let _lock = StoreLock::exclusive(&store.root, || eprintln!("waiting for running pipelines to finish"))
+                .map_err(|source| CliError::Exec(StoreError::Io { context: "cannot lock the cache".into(), source }.into()))?;
+            let r = gc::gc(&store, *keep_last);
+            println!("removed {} records and {} objects ({} bytes)", r.records_removed, r.objects_removed, r.bytes_freed);
+            Ok(0)
+        }
+        Command::Verify => {
+            let store = open_store(cli)?;
+            let problems = verify::verify(&store);
+            for pr in &problems {
+                println!("{pr}");
+            }
+            let objects = store.all_objects().len();
+            if problems.is_empty() {
+                println!("{objects} objects verified, no problems");
+                Ok(0)
+            } else {
+                println!("{} problem(s) in {objects} objects", problems.len());
+                Ok(1)
+            }
+        }
+        Command::Hash { paths } => {
+            let mut stat = StatCache::default();
+            for p in paths {
+                let h = if p.is_file() { hash::hash_file(p).map(|h| h.to_hex().to_string()) } else { stat.hash_path(p) };
+                match h {
+                    Ok(h) => println!("{h}  {}", p.display()),
+                    Err(e) => return Err(CliError::Usage(e.to_string())),
+                }
+            }
+            Ok(0)
+        }
+    }
+}

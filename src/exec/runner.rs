@@ -1,0 +1,125 @@
+//! Compute one stage instance: take its lock, run it in a work folder, commit atomically.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use crate::cache::key::CacheKey;
+use crate::cache::lock::KeyLock;
+use crate::cache::record::Record;
+use crate::cache::store::{remove_tree, CommitMeta, Store, StoreError};
+use crate::exec::progress::Reporter;
+use crate::exec::{ExecError, CANCEL};
+use crate::kinds::{Registry, StageContext, StageError};
+use crate::pipeline::model::point_label;
+use crate::pipeline::Pipeline;
+
+pub struct Outcome {
+    pub record: Record,
+    /// False when another process computed it while we waited for the lock.
+    pub ran: bool,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> ExecError {
+    move |source| ExecError::Store(StoreError::Io { context, source })
+}
+
+/// Compute instance `i` under its key's lock (unless a complete entry appears meanwhile and
+/// `force` is off). `outputs` holds the output hash of every finished instance.
+pub fn compute(
+    p: &Pipeline,
+    i: usize,
+    key: &CacheKey,
+    outputs: &[Option<String>],
+    store: &Store,
+    kinds: &Registry,
+    reporter: &Reporter,
+    force: bool,
+    git_commit: Option<String>,
+) -> Result<Outcome, ExecError> {
+    let inst = &p.instances[i];
+    let key_hash = key.hash();
+    let _lock = KeyLock::acquire(&store.lock_path(&key_hash), |who| reporter.waiting(&inst.label, who))
+        .map_err(io(format!("cannot lock `{}`", inst.label)))?;
+    if !force {
+        if let Some(record) = store.lookup(&key_hash) {
+            return Ok(Outcome { record, ran: false });
+        }
+    }
+    reporter.started(&inst.label);
+    let tmp = store.new_tmp(&key_hash)?;
+    let started = SystemTime::now();
+    let result = run_in(p, i, &tmp, &key_hash, outputs, store, kinds);
+    let result = result.and_then(|()| {
+        let meta = CommitMeta {
+            key,
+            key_hash: &key_hash,
+            pipeline: &p.name,
+            stage: &inst.stage_name,
+            label: &inst.label,
+            point: &inst.point,
+            started,
+            git_commit,
+        };
+        Ok(store.commit(&tmp, meta)?)
+    });
+    match result {
+        Ok(record) => Ok(Outcome { record, ran: true }),
+        Err(e) => {
+            remove_tree(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn run_in(
+    p: &Pipeline,
+    i: usize,
+    tmp: &std::path::Path,
+    key_hash: &str,
+    outputs: &[Option<String>],
+    store: &Store,
+    kinds: &Registry,
+) -> Result<(), ExecError> {
+    let inst = &p.instances[i];
+    let mut inputs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for input in &inst.inputs {
+        let data = |j: usize| store.object_data(outputs[j].as_deref().expect("inputs are done before their consumers"));
+        if input.gather {
+            let dir = tmp.join("in").join(&input.stage);
+            fs::create_dir_all(&dir).map_err(io(format!("cannot create `{}`", dir.display())))?;
+            for &j in &input.instances {
+                let label = point_label(&p.instances[j].point, &p.axes);
+                let name = if label.is_empty() { "_".to_owned() } else { label.replace('/', "_") };
+                std::os::unix::fs::symlink(data(j), dir.join(&name)).map_err(io(format!("cannot link input `{}`", p.instances[j].label)))?;
+            }
+            inputs.insert(input.stage.clone(), dir);
+        } else {
+            inputs.insert(input.stage.clone(), data(input.instances[0]));
+        }
+    }
+    let params_file = tmp.join("params.json");
+    let params = serde_json::json!({
+        "stage": inst.stage_name,
+        "label": inst.label,
+        "params": inst.params_with_seed(),
+        "matrix": inst.point,
+    });
+    fs::write(&params_file, serde_json::to_vec_pretty(&params).expect("plain data")).map_err(io("cannot write params.json".into()))?;
+    let log_path = store.log_path(key_hash);
+    if let Some(parent) = log_path.parent() {
+        fs::create_dir_all(parent).map_err(io("cannot create the log folder".into()))?;
+    }
+    let log = fs::File::create(&log_path).map_err(io(format!("cannot create `{}`", log_path.display())))?;
+    let out = tmp.join("obj").join("data");
+    let ctx = StageContext { instance: inst, workdir: &p.dir, out: &out, inputs: &inputs, params_file: &params_file, log: &log, cancel: &CANCEL };
+    let kind = kinds.get(&inst.kind).expect("validated kind");
+    match kind.run(&ctx) {
+        Ok(()) if CANCEL.load(Ordering::SeqCst) => Err(ExecError::Cancelled),
+        Ok(()) => Ok(()),
+        Err(StageError::Cancelled) => Err(ExecError::Cancelled),
+        Err(StageError::Failed(message)) => Err(ExecError::Stage { label: inst.label.clone(), message, log: log_path }),
+    }
+}

@@ -1,0 +1,182 @@
+//! Run a pipeline: instances whose inputs are done are checked against the cache on the main
+//! thread; misses run on worker threads, up to `jobs` cpus at a time.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::cache::lock::StoreLock;
+use crate::cache::record::Record;
+use crate::cache::statcache::StatCache;
+use crate::cache::store::Store;
+use crate::cache::verify;
+use crate::exec::keys::instance_key;
+use crate::exec::progress::Reporter;
+use crate::exec::runner::{compute, Outcome};
+use crate::exec::{ExecError, CANCEL};
+use crate::kinds::Registry;
+use crate::pipeline::Pipeline;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub jobs: usize,
+    /// Stage names whose instances run even when cached.
+    pub force: BTreeSet<String>,
+    pub keep_going: bool,
+    /// Rehash every reused object; recompute damaged ones.
+    pub verify: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Cached,
+    Ran,
+    Failed(String),
+    Skipped,
+}
+
+#[derive(Debug)]
+pub struct Summary {
+    pub status: Vec<Status>,
+    pub records: Vec<Option<Record>>,
+    /// The first failure (its error), if any.
+    pub error: Option<ExecError>,
+}
+
+enum State {
+    Waiting,
+    Running,
+    Done,
+    Failed,
+}
+
+pub fn run(p: &Pipeline, store: &Store, kinds: &Registry, opts: &RunOptions, reporter: &Reporter) -> Result<Summary, ExecError> {
+    let _store_lock = StoreLock::shared(&store.root).map_err(|source| crate::cache::store::StoreError::Io { context: "cannot lock the cache".into(), source })?;
+    store.clean_stale_tmp();
+    let stat = Mutex::new(StatCache::load(&store.root.join("statcache.json")));
+    let n = p.instances.len();
+    let mut state: Vec<State> = (0..n).map(|_| State::Waiting).collect();
+    let mut outputs: Vec<Option<String>> = vec![None; n];
+    let mut records: Vec<Option<Record>> = vec![None; n];
+    let mut status: Vec<Status> = vec![Status::Skipped; n];
+    let mut first_error: Option<ExecError> = None;
+    let jobs = opts.jobs.max(1);
+    let git = OnceLock::new();
+    let git_commit = || git.get_or_init(|| crate::util::git_commit(&p.dir)).clone();
+    let cost = |i: usize| (p.instances[i].resources.cpus.unwrap_or(1) as usize).clamp(1, jobs);
+
+    let result = std::thread::scope(|scope| -> Result<(), ExecError> {
+        let (tx, rx) = mpsc::channel::<(usize, Instant, Result<Outcome, ExecError>)>();
+        let mut used = 0usize;
+        let mut running = 0usize;
+        let mut stop = false;
+        loop {
+            if CANCEL.load(Ordering::SeqCst) {
+                stop = true;
+            }
+            // Launch what is ready.
+            let mut progressed = true;
+            while progressed && !stop {
+                progressed = false;
+                for i in 0..n {
+                    if !matches!(state[i], State::Waiting) {
+                        continue;
+                    }
+                    let ups: Vec<usize> = p.instances[i].inputs.iter().flat_map(|x| x.instances.iter().copied()).collect();
+                    if ups.iter().any(|&j| matches!(state[j], State::Failed)) {
+                        state[i] = State::Failed;
+                        reporter.skipped(&p.instances[i].label, "an input failed");
+                        progressed = true;
+                        continue;
+                    }
+                    if !ups.iter().all(|&j| matches!(state[j], State::Done)) {
+                        continue;
+                    }
+                    let (key, _) = instance_key(p, i, &outputs, &stat, kinds)?;
+                    let forced = opts.force.contains(&p.instances[i].stage_name);
+                    let hit = if forced { None } else { reusable(store, &key.hash(), opts.verify, reporter, &p.instances[i].label) };
+                    if let Some(rec) = hit {
+                        outputs[i] = Some(rec.output.clone());
+                        records[i] = Some(rec);
+                        status[i] = Status::Cached;
+                        state[i] = State::Done;
+                        reporter.cached(&p.instances[i].label);
+                        progressed = true;
+                        continue;
+                    }
+                    let c = cost(i);
+                    if used > 0 && used + c > jobs {
+                        continue;
+                    }
+                    used += c;
+                    running += 1;
+                    state[i] = State::Running;
+                    let tx = tx.clone();
+                    let outs = outputs.clone();
+                    let gc = git_commit();
+                    scope.spawn(move || {
+                        let t0 = Instant::now();
+                        let r = compute(p, i, &key, &outs, store, kinds, reporter, forced, gc);
+                        let _ = tx.send((i, t0, r));
+                    });
+                    progressed = true;
+                }
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((i, t0, r)) = rx.recv_timeout(Duration::from_millis(50)) else { continue };
+            running -= 1;
+            used -= cost(i);
+            let label = &p.instances[i].label;
+            match r {
+                Ok(out) => {
+                    reporter.finished(label, !out.ran, t0.elapsed().as_secs_f64());
+                    outputs[i] = Some(out.record.output.clone());
+                    status[i] = if out.ran { Status::Ran } else { Status::Cached };
+                    records[i] = Some(out.record);
+                    state[i] = State::Done;
+                }
+                Err(e) => {
+                    state[i] = State::Failed;
+                    let msg = match &e {
+                        ExecError::Stage { message, .. } => message.clone(),
+                        other => other.to_string(),
+                    };
+                    reporter.failed(label, &msg);
+                    status[i] = Status::Failed(msg);
+                    if first_error.is_none() {
+                        first_error = Some(e);
+                    }
+                    if !opts.keep_going {
+                        stop = true;
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+    stat.lock().expect("stat cache lock").save();
+    reporter.finish();
+    result?;
+    if CANCEL.load(Ordering::SeqCst) {
+        return Err(ExecError::Cancelled);
+    }
+    Ok(Summary { status, records, error: first_error })
+}
+
+/// A complete entry for `key`; with `verify`, only if its object rehashes clean (a damaged
+/// object is removed so that it is recomputed).
+fn reusable(store: &Store, key: &str, verify: bool, reporter: &Reporter, label: &str) -> Option<Record> {
+    let rec = store.lookup(key)?;
+    if verify {
+        let problems = verify::check_object(store, &rec.output);
+        if !problems.is_empty() {
+            reporter.note(label, &format!("cached output is damaged ({}); recomputing", problems[0]));
+            crate::cache::store::remove_tree(&store.object_dir(&rec.output));
+            return None;
+        }
+    }
+    Some(rec)
+}

@@ -1,0 +1,109 @@
+//! The `command` kind: run any program with its outputs folder, inputs and params in the
+//! environment.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command as Process, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde_json::Value as Json;
+
+use crate::kinds::{DefError, StageContext, StageError, StageKind};
+use crate::pipeline::interp::as_text;
+use crate::pipeline::load::StageDef;
+use crate::util::env_name;
+
+pub struct Command;
+
+impl StageKind for Command {
+    fn name(&self) -> &'static str {
+        "command"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn check_def(&self, def: &StageDef) -> Result<(), DefError> {
+        let Some((cmd, _, _)) = &def.cmd else {
+            return Err(("cmd".into(), format!("`command` stage `{}` has no `cmd`", def.name), Some("add `cmd: [program, arg, ...]`".into())));
+        };
+        match cmd {
+            Json::Array(a) if a.is_empty() => Err(("cmd".into(), "`cmd` is empty".into(), Some("write `cmd: [program, arg, ...]`".into()))),
+            Json::Array(a) if def.shell => Err(("cmd".into(), format!("with `shell: true`, `cmd` is one string, not a list of {}", a.len()), None)),
+            Json::Array(a) => match a.iter().position(|x| x.is_object() || x.is_array() || x.is_null()) {
+                Some(i) => Err(("cmd".into(), format!("argument {i} of `cmd` must be a string or number"), None)),
+                None => Ok(()),
+            },
+            Json::String(_) if def.shell => Ok(()),
+            Json::String(_) => Err((
+                "cmd".into(),
+                "a `cmd` string needs `shell: true`".into(),
+                Some("write `cmd` as a list (`[python3, prep.py]`), or add `shell: true`".into()),
+            )),
+            _ => Err(("cmd".into(), "`cmd` must be a list of arguments (or a string with `shell: true`)".into(), None)),
+        }
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
+        let spec = &ctx.instance.spec;
+        let shell = spec.get("shell").and_then(Json::as_bool).unwrap_or(false);
+        let argv: Vec<String> = match spec.get("cmd") {
+            Some(Json::Array(a)) => a.iter().map(as_text).collect(),
+            Some(Json::String(s)) => vec!["sh".into(), "-c".into(), s.clone()],
+            _ => return Err(StageError::Failed("no `cmd`".into())),
+        };
+        debug_assert!(!shell || argv[0] == "sh");
+        let log = |what: &str| ctx.log.try_clone().map_err(|e| StageError::Failed(format!("cannot open the log for {what}: {e}")));
+        let mut p = Process::new(&argv[0]);
+        p.args(&argv[1..])
+            .current_dir(ctx.workdir)
+            .stdin(Stdio::null())
+            .stdout(log("stdout")?)
+            .stderr(log("stderr")?)
+            .env("CLLM4REC_OUT", ctx.out)
+            .env("CLLM4REC_PARAMS", ctx.params_file)
+            .env("CLLM4REC_SEED", ctx.instance.seed.to_string());
+        for (stage, dir) in ctx.inputs {
+            p.env(format!("CLLM4REC_IN_{}", env_name(stage)), dir);
+        }
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            p.pre_exec(|| {
+                // Own process group (so cancelling reaches the whole tree), and die with the runner.
+                libc::setpgid(0, 0);
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = p.spawn().map_err(|e| StageError::Failed(format!("cannot start `{}`: {e}", argv[0])))?;
+        let pgid = child.id() as libc::pid_t;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    return Err(StageError::Failed(match status.code() {
+                        Some(c) => format!("`{}` exited with status {c}", argv[0]),
+                        None => format!("`{}` was killed by a signal", argv[0]),
+                    }))
+                }
+                Ok(None) => {}
+                Err(e) => return Err(StageError::Failed(format!("cannot wait for `{}`: {e}", argv[0]))),
+            }
+            if ctx.cancel.load(Ordering::SeqCst) {
+                // SAFETY: signalling our own child's process group.
+                unsafe { libc::kill(-pgid, libc::SIGTERM) };
+                for _ in 0..100 {
+                    if matches!(child.try_wait(), Ok(Some(_))) {
+                        return Err(StageError::Cancelled);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                let _ = child.wait();
+                return Err(StageError::Cancelled);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

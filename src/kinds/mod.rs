@@ -1,0 +1,79 @@
+//! Stage kinds: what a stage of a given `kind` does. Each kind has a version that is part of
+//! every cache key, so a change to its behaviour is a deliberate bump.
+
+pub mod command;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use crate::pipeline::load::StageDef;
+use crate::pipeline::Instance;
+
+/// Everything a stage may touch while it runs.
+pub struct StageContext<'a> {
+    pub instance: &'a Instance,
+    /// The pipeline file's folder.
+    pub workdir: &'a Path,
+    /// The empty folder the stage writes its outputs into.
+    pub out: &'a Path,
+    /// Upstream stage name -> its output folder (gathered: a folder of one subfolder per instance).
+    pub inputs: &'a BTreeMap<String, PathBuf>,
+    /// JSON file with the resolved params (seed included) and the matrix point.
+    pub params_file: &'a Path,
+    /// The stage's log (stdout and stderr of a command).
+    pub log: &'a File,
+    /// Set on Ctrl-C: stop as soon as possible.
+    pub cancel: &'a AtomicBool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// (field, message, hint) of a stage definition error.
+pub type DefError = (String, String, Option<String>);
+
+pub trait StageKind: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Bumped whenever the kind's outputs could change for the same key.
+    fn version(&self) -> u32;
+    /// Check a stage definition before expansion. By default `cmd` and `shell` are refused.
+    fn check_def(&self, def: &StageDef) -> Result<(), DefError> {
+        if def.cmd.is_some() || def.shell {
+            let field = if def.cmd.is_some() { "cmd" } else { "shell" };
+            return Err((field.into(), format!("`{field}` is only for `command` stages"), Some(format!("stage `{}` is a `{}` stage", def.name, def.kind))));
+        }
+        Ok(())
+    }
+    /// Check an instance's resolved params: (param name, message).
+    fn check_instance(&self, _inst: &Instance) -> Result<(), (String, String)> {
+        Ok(())
+    }
+    fn run(&self, ctx: &StageContext) -> Result<(), StageError>;
+}
+
+/// The kinds this build knows.
+pub struct Registry {
+    kinds: Vec<Box<dyn StageKind>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry { kinds: vec![Box::new(command::Command)] }
+    }
+}
+
+impl Registry {
+    pub fn get(&self, name: &str) -> Option<&dyn StageKind> {
+        self.kinds.iter().find(|k| k.name() == name).map(|k| k.as_ref())
+    }
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.iter().map(|k| k.name()).collect()
+    }
+}

@@ -1,0 +1,9 @@
+//! cllm4rec-pipe: CLLM4Rec as a declarative, content-hashed experiment pipeline.
+
+pub mod cache;
+pub mod cli;
+pub mod diag;
+pub mod exec;
+pub mod kinds;
+pub mod pipeline;
+pub mod util;

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(cllm4rec_pipe::cli::main());
+}

@@ -1,0 +1,417 @@
+//! From stage definitions to the instance DAG: check references, find each stage's axes,
+//! order the stages (a cycle is an error that prints it), and instantiate every stage once per
+//! distinct point of the axes it depends on.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde_json::{Map, Value as Json};
+
+use crate::diag::{suggest, Diagnostic};
+use crate::kinds::Registry;
+use crate::pipeline::interp::{self, Ref};
+use crate::pipeline::load::{Shared, StageDef};
+use crate::pipeline::matrix;
+use crate::pipeline::model::{point_label, Dep, InputRef, Instance, Pipeline, Point, Stage};
+use crate::pipeline::source::Source;
+use crate::pipeline::PipelineError;
+
+pub fn expand(
+    name: String,
+    src: Arc<Source>,
+    dir: PathBuf,
+    shared: Shared,
+    defs: Vec<StageDef>,
+    kinds: &Registry,
+) -> Result<Pipeline, PipelineError> {
+    let (axes, points) = matrix::expand(&shared.matrix, &src)?;
+    let param_axes = pipeline_param_axes(&shared.params, &axes, &src)?;
+
+    // Which axes each stage references itself.
+    let mut own_axes: Vec<BTreeSet<String>> = Vec::new();
+    let mut shared_used: Vec<BTreeSet<String>> = Vec::new();
+    for def in &defs {
+        let (a, used) = stage_refs(def, &shared.params, &param_axes, &axes)?;
+        own_axes.push(a);
+        shared_used.push(used);
+    }
+
+    let order = order_stages(&defs, &src)?;
+    let index: HashMap<&str, usize> = defs.iter().enumerate().map(|(i, d)| (d.name.as_str(), i)).collect();
+    let mut stage_axes: Vec<BTreeSet<String>> = vec![BTreeSet::new(); defs.len()];
+    for &i in &order {
+        let mut a = own_axes[i].clone();
+        for n in defs[i].needs.iter().filter(|n| !n.gather) {
+            a.extend(stage_axes[index[n.stage.as_str()]].iter().cloned());
+        }
+        stage_axes[i] = a;
+    }
+    let ordered_axes = |set: &BTreeSet<String>| axes.iter().filter(|a| set.contains(*a)).cloned().collect::<Vec<_>>();
+
+    let stages: Vec<Stage> = defs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Stage {
+            name: d.name.clone(),
+            kind: d.kind.clone(),
+            needs: d.needs.clone(),
+            axes: ordered_axes(&stage_axes[i]),
+            resources: d.resources.clone(),
+        })
+        .collect();
+
+    // Instances, stage by stage in topological order.
+    let mut instances: Vec<Instance> = Vec::new();
+    let mut by_stage: Vec<Vec<usize>> = vec![Vec::new(); defs.len()];
+    let mut resolver = ParamResolver { params: &shared.params, memo: HashMap::new() };
+    for &i in &order {
+        let def = &defs[i];
+        let st = &stages[i];
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for full in &points {
+            let point: Point = st.axes.iter().map(|a| (a.clone(), full[a].clone())).collect();
+            let plabel = point_label(&point, &axes);
+            if !seen.insert(plabel.clone()) {
+                continue;
+            }
+            let label = if plabel.is_empty() { def.name.clone() } else { format!("{}[{plabel}]", def.name) };
+            let mut inst = instantiate(def, &point, label, &mut resolver, &dir, &src)?;
+            for name in &shared_used[i] {
+                let v = resolver.get(name, &point).map_err(|m| Box::new(src.at_value(&format!("params.{name}"), m)))?;
+                inst.shared.insert(name.clone(), v);
+            }
+            inst.stage = i;
+            inst.resources = st.resources.clone();
+            for n in &def.needs {
+                let u = index[n.stage.as_str()];
+                let shared_axes: Vec<&String> = stages[u].axes.iter().filter(|a| point.contains_key(*a)).collect();
+                let matching: Vec<usize> = by_stage[u]
+                    .iter()
+                    .copied()
+                    .filter(|&j| shared_axes.iter().all(|a| instances[j].point.get(*a) == point.get(*a)))
+                    .collect();
+                debug_assert!(n.gather || matching.len() == 1);
+                inst.inputs.push(InputRef { stage: n.stage.clone(), gather: n.gather, instances: matching });
+            }
+            kinds.get(&def.kind).expect("known kind").check_instance(&inst).map_err(|(at, msg)| {
+                let (s, p) = def.param_origin.get(&at).cloned().unwrap_or((src.clone(), def.path.clone()));
+                Box::new(s.at_value(&p, format!("{}: {msg}", inst.label)))
+            })?;
+            by_stage[i].push(instances.len());
+            instances.push(inst);
+        }
+    }
+    Ok(Pipeline { name, source: src, dir, axes, points, stages, instances })
+}
+
+/// For each pipeline param, the axes it references (through other params too).
+fn pipeline_param_axes(
+    params: &Map<String, Json>,
+    axes: &[String],
+    src: &Source,
+) -> Result<HashMap<String, BTreeSet<String>>, Box<Diagnostic>> {
+    let mut direct: HashMap<String, (BTreeSet<String>, BTreeSet<String>)> = HashMap::new();
+    for (k, v) in params {
+        let mut refs = Vec::new();
+        interp::refs_in_value(v, &format!("params.{k}"), &mut refs);
+        let (mut ax, mut ps) = (BTreeSet::new(), BTreeSet::new());
+        for (path, r) in refs {
+            match r.map_err(|m| Box::new(src.at_value(&path, m)))? {
+                Ref::Matrix(a) => {
+                    check_axis(&a, axes, src, &path)?;
+                    ax.insert(a);
+                }
+                Ref::Param(p) => {
+                    if !params.contains_key(&p[0]) {
+                        return Err(unknown_param(&p, params, src, &path));
+                    }
+                    ps.insert(p[0].clone());
+                }
+            }
+        }
+        direct.insert(k.clone(), (ax, ps));
+    }
+    let mut out = HashMap::new();
+    for k in params.keys() {
+        let mut acc = BTreeSet::new();
+        let mut stack = vec![(k.clone(), vec![k.clone()])];
+        while let Some((cur, trail)) = stack.pop() {
+            let (ax, ps) = &direct[&cur];
+            acc.extend(ax.iter().cloned());
+            for p in ps {
+                if trail.contains(p) {
+                    let mut cycle = trail.clone();
+                    cycle.push(p.clone());
+                    return Err(Box::new(
+                        src.at_value(&format!("params.{k}"), format!("params reference each other in a cycle: {}", cycle.join(" -> "))),
+                    ));
+                }
+                let mut t = trail.clone();
+                t.push(p.clone());
+                stack.push((p.clone(), t));
+            }
+        }
+        out.insert(k.clone(), acc);
+    }
+    Ok(out)
+}
+
+fn check_axis(a: &str, axes: &[String], src: &Source, path: &str) -> Result<(), Box<Diagnostic>> {
+    if axes.iter().any(|x| x == a) {
+        return Ok(());
+    }
+    let names: Vec<&str> = axes.iter().map(String::as_str).collect();
+    Err(Box::new(src.at_value(path, format!("unknown matrix axis `{a}`")).with_hint(suggest(a, &names, "axes"))))
+}
+
+fn unknown_param(p: &[String], params: &Map<String, Json>, src: &Source, path: &str) -> Box<Diagnostic> {
+    let names: Vec<&str> = params.keys().map(String::as_str).collect();
+    Box::new(src.at_value(path, format!("unknown param `{}`", p.join("."))).with_hint(suggest(&p[0], &names, "pipeline params")))
+}
+
+/// Check a stage's references; return the axes it references (directly or via pipeline
+/// params) and the pipeline params it uses (other than `seed`).
+fn stage_refs(
+    def: &StageDef,
+    shared: &Map<String, Json>,
+    param_axes: &HashMap<String, BTreeSet<String>>,
+    axes: &[String],
+) -> Result<(BTreeSet<String>, BTreeSet<String>), Box<Diagnostic>> {
+    let mut found: Vec<(Arc<Source>, String, Result<Ref, String>, bool)> = Vec::new();
+    for (k, v) in &def.params {
+        let (s, p) = def.param_origin[k].clone();
+        let mut refs = Vec::new();
+        interp::refs_in_value(v, "", &mut refs);
+        found.extend(refs.into_iter().map(|(sub, r)| (s.clone(), join(&p, &sub), r, false)));
+    }
+    if let Some((cmd, s, p)) = &def.cmd {
+        let mut refs = Vec::new();
+        interp::refs_in_value(cmd, "", &mut refs);
+        found.extend(refs.into_iter().map(|(sub, r)| (s.clone(), join(p, &sub), r, true)));
+    }
+    for (d, s, p) in &def.deps {
+        match interp::refs_in(d) {
+            Ok(rs) => found.extend(rs.into_iter().map(|r| (s.clone(), p.clone(), Ok(r), true))),
+            Err(e) => found.push((s.clone(), p.clone(), Err(e), true)),
+        }
+    }
+    let mut out = BTreeSet::new();
+    let mut uses_shared = BTreeSet::new();
+    if !def.params.contains_key("seed") && shared.contains_key("seed") {
+        uses_shared.insert("seed".to_owned());
+    }
+    for (s, path, r, stage_scope) in found {
+        match r.map_err(|m| Box::new(s.at_value(&path, m)))? {
+            Ref::Matrix(a) => {
+                check_axis(&a, axes, &s, &path)?;
+                out.insert(a);
+            }
+            Ref::Param(p) => {
+                if stage_scope && def.params.contains_key(&p[0]) {
+                    continue; // the stage's own param; its references are counted above
+                }
+                if !shared.contains_key(&p[0]) {
+                    let mut b = unknown_param(&p, shared, &s, &path);
+                    if !stage_scope && def.params.contains_key(&p[0]) {
+                        b.hint = Some("inside `params`, `${params.x}` names the pipeline's shared params".into());
+                    }
+                    return Err(b);
+                }
+                uses_shared.insert(p[0].clone());
+            }
+        }
+    }
+    for p in &uses_shared {
+        out.extend(param_axes[p].iter().cloned());
+    }
+    uses_shared.remove("seed");
+    Ok((out, uses_shared))
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (_, true) => a.to_owned(),
+        (true, _) => b.to_owned(),
+        _ => format!("{a}.{b}"),
+    }
+}
+
+/// Stages in a topological order that keeps file order where it can (Kahn's algorithm with
+/// the lowest file index first). Unknown needs and cycles are errors.
+fn order_stages(defs: &[StageDef], src: &Source) -> Result<Vec<usize>, Box<Diagnostic>> {
+    let mut g: DiGraph<usize, ()> = DiGraph::new();
+    let nodes: Vec<NodeIndex> = (0..defs.len()).map(|i| g.add_node(i)).collect();
+    let index: HashMap<&str, usize> = defs.iter().enumerate().map(|(i, d)| (d.name.as_str(), i)).collect();
+    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+    for (i, d) in defs.iter().enumerate() {
+        for (k, n) in d.needs.iter().enumerate() {
+            let Some(&u) = index.get(n.stage.as_str()) else {
+                let others: Vec<&str> = names.iter().copied().filter(|x| *x != d.name).collect();
+                return Err(Box::new(
+                    src.at_value(&format!("{}.needs.{k}", d.path), format!("stage `{}` needs unknown stage `{}`", d.name, n.stage))
+                        .with_hint(suggest(&n.stage, &others, "stages")),
+                ));
+            };
+            g.update_edge(nodes[u], nodes[i], ());
+        }
+    }
+    if let Err(cycle) = petgraph::algo::toposort(&g, None) {
+        let start = g[cycle.node_id()];
+        let path = find_cycle(defs, &index, start);
+        let first = &defs[path[0]];
+        let second = &defs[path[1 % path.len()]];
+        let k = first.needs.iter().position(|n| n.stage == second.name).unwrap_or(0);
+        let text = path.iter().chain(std::iter::once(&path[0])).rev().map(|&i| defs[i].name.as_str()).collect::<Vec<_>>().join(" -> ");
+        return Err(Box::new(
+            src.at_value(&format!("{}.needs.{k}", first.path), format!("the stages form a cycle: {text}"))
+                .with_hint("remove one of these `needs` so that the stages form a DAG"),
+        ));
+    }
+    let mut indeg: Vec<usize> = defs.iter().map(|d| d.needs.iter().map(|n| &n.stage).collect::<BTreeSet<_>>().len()).collect();
+    let mut done = Vec::new();
+    let mut ready: BTreeSet<usize> = (0..defs.len()).filter(|&i| indeg[i] == 0).collect();
+    while let Some(i) = ready.pop_first() {
+        done.push(i);
+        for (j, d) in defs.iter().enumerate() {
+            if d.needs.iter().map(|n| &n.stage).collect::<BTreeSet<_>>().contains(&defs[i].name) {
+                indeg[j] -= 1;
+                if indeg[j] == 0 {
+                    ready.insert(j);
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// A cycle through `start`, following `needs` edges: [start, needed-by-start, ...].
+fn find_cycle(defs: &[StageDef], index: &HashMap<&str, usize>, start: usize) -> Vec<usize> {
+    fn dfs(cur: usize, start: usize, defs: &[StageDef], index: &HashMap<&str, usize>, trail: &mut Vec<usize>, seen: &mut BTreeSet<usize>) -> bool {
+        for n in &defs[cur].needs {
+            let u = index[n.stage.as_str()];
+            if u == start {
+                return true;
+            }
+            if seen.insert(u) {
+                trail.push(u);
+                if dfs(u, start, defs, index, trail, seen) {
+                    return true;
+                }
+                trail.pop();
+            }
+        }
+        false
+    }
+    let mut trail = vec![start];
+    let mut seen = BTreeSet::from([start]);
+    dfs(start, start, defs, index, &mut trail, &mut seen);
+    trail
+}
+
+/// Resolves pipeline params at a point, memoised per (param, point).
+struct ParamResolver<'a> {
+    params: &'a Map<String, Json>,
+    memo: HashMap<(String, String), Json>,
+}
+
+impl ParamResolver<'_> {
+    fn get(&mut self, name: &str, point: &Point) -> Result<Json, String> {
+        let memo_key = (name.to_owned(), serde_json::to_string(point).unwrap_or_default());
+        if let Some(v) = self.memo.get(&memo_key) {
+            return Ok(v.clone());
+        }
+        let raw = self.params.get(name).ok_or_else(|| format!("unknown param `{name}`"))?.clone();
+        let v = interp::interpolate(&raw, &mut |r| self.lookup(r, point))?;
+        self.memo.insert(memo_key, v.clone());
+        Ok(v)
+    }
+
+    fn lookup(&mut self, r: &Ref, point: &Point) -> Result<Json, String> {
+        match r {
+            Ref::Matrix(a) => point.get(a).cloned().ok_or_else(|| format!("axis `{a}` is not set here")),
+            Ref::Param(p) => {
+                let top = self.get(&p[0], point)?;
+                descend(&top, &p[1..]).ok_or_else(|| format!("`{}` has no `{}`", p[0], p[1..].join(".")))
+            }
+        }
+    }
+}
+
+fn descend(v: &Json, rest: &[String]) -> Option<Json> {
+    let mut m = Map::new();
+    m.insert(String::new(), v.clone());
+    let mut path = vec![String::new()];
+    path.extend(rest.iter().cloned());
+    interp::get_path(&m, &path).cloned()
+}
+
+fn instantiate(
+    def: &StageDef,
+    point: &Point,
+    label: String,
+    res: &mut ParamResolver,
+    dir: &std::path::Path,
+    src: &Arc<Source>,
+) -> Result<Instance, Box<Diagnostic>> {
+    // Stage params: references name the pipeline's shared params.
+    let mut params = Map::new();
+    for (k, v) in &def.params {
+        let (s, p) = &def.param_origin[k];
+        let rv = interp::interpolate(v, &mut |r| res.lookup(r, point)).map_err(|m| Box::new(s.at_value(p, m)))?;
+        params.insert(k.clone(), rv);
+    }
+    let (seed, seed_at) = match params.remove("seed") {
+        Some(s) => (s, def.param_origin["seed"].clone()),
+        None if res.params.contains_key("seed") => {
+            (res.get("seed", point).map_err(|m| Box::new(src.at_value("params.seed", m)))?, (src.clone(), "params.seed".to_owned()))
+        }
+        None => (Json::from(0), (src.clone(), String::new())),
+    };
+    if !seed.is_i64() && !seed.is_u64() {
+        return Err(Box::new(seed_at.0.at_value(&seed_at.1, format!("`seed` must be an integer, found `{seed}`"))));
+    }
+    // cmd and deps: the stage's own params first, then the shared ones.
+    let mut stage_scope = |r: &Ref| -> Result<Json, String> {
+        if let Ref::Param(p) = r {
+            if p[0] == "seed" {
+                return descend(&seed, &p[1..]).ok_or_else(|| "`seed` has no fields".to_owned());
+            }
+            if let Some(v) = params.get(&p[0]) {
+                return descend(v, &p[1..]).ok_or_else(|| format!("`{}` has no `{}`", p[0], p[1..].join(".")));
+            }
+        }
+        res.lookup(r, point)
+    };
+    let mut spec = Map::new();
+    if let Some((cmd, s, p)) = &def.cmd {
+        let c = interp::interpolate(cmd, &mut stage_scope).map_err(|m| Box::new(s.at_value(p, m)))?;
+        spec.insert("cmd".into(), c);
+        spec.insert("shell".into(), Json::Bool(def.shell));
+    }
+    let mut deps = Vec::new();
+    for (d, s, p) in &def.deps {
+        let rel = interp::as_text(&interp::interpolate(&Json::String(d.clone()), &mut stage_scope).map_err(|m| Box::new(s.at_value(p, m)))?);
+        deps.push(Dep { abs: dir.join(&rel), rel, origin: s.clone(), yaml_path: p.clone() });
+    }
+    Ok(Instance {
+        stage: 0,
+        stage_name: def.name.clone(),
+        kind: def.kind.clone(),
+        label,
+        point: point.clone(),
+        params,
+        seed,
+        spec,
+        shared: Map::new(),
+        deps,
+        inputs: Vec::new(),
+        resources: Default::default(),
+    })
+}
+
+/// Reference for tests and tools: the instance labels of a pipeline.
+pub fn labels(p: &Pipeline) -> Vec<String> {
+    p.instances.iter().map(|i| i.label.clone()).collect()
+}
