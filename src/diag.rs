@@ -24,8 +24,16 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic at `pos` in `file`, whose contents are `text` (used to quote the line).
     pub fn at(file: &Path, text: &str, pos: Option<Pos>, message: impl Into<String>) -> Self {
-        let line_text = pos.and_then(|p| text.lines().nth(p.line.saturating_sub(1))).map(str::to_owned);
-        Diagnostic { message: message.into(), file: file.to_owned(), pos, line_text, hint: None }
+        let line_text = pos
+            .and_then(|p| text.lines().nth(p.line.saturating_sub(1)))
+            .map(str::to_owned);
+        Diagnostic {
+            message: message.into(),
+            file: file.to_owned(),
+            pos,
+            line_text,
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -49,7 +57,11 @@ impl fmt::Display for Diagnostic {
         if let (Some(p), Some(text)) = (self.pos, &self.line_text) {
             let num = p.line.to_string();
             let pad = " ".repeat(num.len());
-            write!(f, "\n{pad} |\n{num} | {text}\n{pad} | {}^", " ".repeat(p.col.saturating_sub(1)))?;
+            write!(
+                f,
+                "\n{pad} |\n{num} | {text}\n{pad} | {}^",
+                " ".repeat(p.col.saturating_sub(1))
+            )?;
         }
         if let Some(h) = &self.hint {
             write!(f, "\n  = hint: {h}")?;
@@ -71,13 +83,17 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// "did you mean `x`?" when a candidate is close, else a list of what is allowed.
-pub fn suggest<'a>(word: &str, candidates: &[&'a str], what: &str) -> String {
+pub fn suggest(word: &str, candidates: &[&str], what: &str) -> String {
     match closest(word, candidates.iter().copied()) {
         Some(c) => format!("did you mean `{c}`?"),
         None if candidates.is_empty() => format!("there are no {what}"),
         None => format!(
             "{what}: {}",
-            candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+            candidates
+                .iter()
+                .map(|c| format!("`{c}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -88,8 +104,13 @@ mod tests {
 
     #[test]
     fn renders_caret_under_column() {
-        let d = Diagnostic::at(Path::new("p.yaml"), "a: 1\n  bad: 2\n", Some(Pos { line: 2, col: 3 }), "unknown key `bad`")
-            .with_hint("did you mean `bar`?");
+        let d = Diagnostic::at(
+            Path::new("p.yaml"),
+            "a: 1\n  bad: 2\n",
+            Some(Pos { line: 2, col: 3 }),
+            "unknown key `bad`",
+        )
+        .with_hint("did you mean `bar`?");
         let s = d.to_string();
         assert_eq!(
             s,

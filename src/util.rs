@@ -31,17 +31,34 @@ pub fn now_rfc3339() -> String {
 }
 
 pub fn unix_nanos() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 /// The git commit of the folder's repository, if it is in one.
 pub fn git_commit(dir: &std::path::Path) -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(dir).stderr(std::process::Stdio::null()).output().ok()?;
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
     let s = String::from_utf8(out.stdout).ok()?.trim().to_owned();
     (out.status.success() && !s.is_empty()).then_some(s)
 }
 
 /// `CLLM4REC_IN_<STAGE>`: upper-cased, non-alphanumerics as `_`.
 pub fn env_name(stage: &str) -> String {
-    stage.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+    stage
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

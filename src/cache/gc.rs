@@ -40,18 +40,27 @@ pub fn gc(store: &Store, keep_last: Option<usize>) -> GcReport {
             keep.extend(kept_here);
         }
         for (key, _) in store.all_records() {
-            if seen.contains(&key) && !keep.contains(&key) && fs::remove_file(store.record_path(&key)).is_ok() {
+            if seen.contains(&key)
+                && !keep.contains(&key)
+                && fs::remove_file(store.record_path(&key)).is_ok()
+            {
                 let _ = fs::remove_file(store.log_path(&key));
                 let _ = fs::remove_file(store.lock_path(&key));
                 report.records_removed += 1;
             }
         }
     }
-    let referenced: BTreeSet<String> = store.all_records().into_iter().filter_map(|(_, r)| r.map(|r| r.output)).collect();
+    let referenced: BTreeSet<String> = store
+        .all_records()
+        .into_iter()
+        .filter_map(|(_, r)| r.map(|r| r.output))
+        .collect();
     for object in store.all_objects() {
         if !referenced.contains(&object) {
             let dir = store.object_dir(&object);
-            report.bytes_freed += crate::cache::hash::walk(&dir).map(|v| v.iter().map(|(_, _, m)| m.len()).sum()).unwrap_or(0);
+            report.bytes_freed += crate::cache::hash::walk(&dir)
+                .map(|v| v.iter().map(|(_, _, m)| m.len()).sum())
+                .unwrap_or(0);
             remove_tree(&dir);
             report.objects_removed += 1;
         }

@@ -33,7 +33,10 @@ pub enum HashError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> HashError + '_ {
-    move |source| HashError::Io { path: path.to_owned(), source }
+    move |source| HashError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// blake3 of a file's contents.
@@ -73,8 +76,15 @@ pub fn walk(dir: &Path) -> Result<Vec<(String, PathBuf, fs::Metadata)>, HashErro
         for entry in fs::read_dir(&d).map_err(io_err(&d))? {
             let entry = entry.map_err(io_err(&d))?;
             let path = entry.path();
-            let name = entry.file_name().into_string().map_err(|_| HashError::NotUtf8 { path: path.clone() })?;
-            let rel = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let name = entry
+                .file_name()
+                .into_string()
+                .map_err(|_| HashError::NotUtf8 { path: path.clone() })?;
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
             let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
             let ft = meta.file_type();
             if ft.is_symlink() {
@@ -96,7 +106,11 @@ pub fn walk(dir: &Path) -> Result<Vec<(String, PathBuf, fs::Metadata)>, HashErro
 pub fn hash_dir(dir: &Path) -> Result<(String, Vec<FileEntry>), HashError> {
     let mut entries = Vec::new();
     for (rel, path, meta) in walk(dir)? {
-        entries.push(FileEntry { path: rel, size: meta.len(), hash: hash_file(&path)?.to_hex().to_string() });
+        entries.push(FileEntry {
+            path: rel,
+            size: meta.len(),
+            hash: hash_file(&path)?.to_hex().to_string(),
+        });
     }
     Ok((tree_hash(&entries), entries))
 }
@@ -111,13 +125,24 @@ mod tests {
         let p = d.path().join("f");
         fs::write(&p, b"hello").unwrap();
         // b3sum of "hello"
-        assert_eq!(hash_file(&p).unwrap().to_hex().as_str(), "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f");
+        assert_eq!(
+            hash_file(&p).unwrap().to_hex().as_str(),
+            "ea8f163db38682925e4491c5e58d4bb3506ef8c14eb78a86e908c5624a67200f"
+        );
     }
 
     #[test]
     fn tree_hash_is_pinned_and_order_free() {
-        let a = FileEntry { path: "a.txt".into(), size: 1, hash: "00".repeat(32) };
-        let b = FileEntry { path: "d/b.txt".into(), size: 2, hash: "11".repeat(32) };
+        let a = FileEntry {
+            path: "a.txt".into(),
+            size: 1,
+            hash: "00".repeat(32),
+        };
+        let b = FileEntry {
+            path: "d/b.txt".into(),
+            size: 2,
+            hash: "11".repeat(32),
+        };
         let h1 = tree_hash(&[a.clone(), b.clone()]);
         assert_eq!(h1, tree_hash(&[b, a]));
         // golden: changing the tree format must be a deliberate version bump

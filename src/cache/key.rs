@@ -47,7 +47,9 @@ impl CacheKey {
     }
 
     pub fn hash(&self) -> String {
-        blake3::hash(self.canonical().as_bytes()).to_hex().to_string()
+        blake3::hash(self.canonical().as_bytes())
+            .to_hex()
+            .to_string()
     }
 }
 
@@ -86,21 +88,47 @@ pub fn write_canonical(v: &Json, out: &mut String) {
 pub fn explain(old: &CacheKey, new: &CacheKey) -> Vec<String> {
     let mut out = Vec::new();
     if old.format != new.format {
-        out.push(format!("cache key format changed {} -> {}", old.format, new.format));
+        out.push(format!(
+            "cache key format changed {} -> {}",
+            old.format, new.format
+        ));
     }
     if old.kind != new.kind {
         out.push(format!("kind changed `{}` -> `{}`", old.kind, new.kind));
     } else if old.kind_version != new.kind_version {
-        out.push(format!("stage version changed {} -> {}", old.kind_version, new.kind_version));
+        out.push(format!(
+            "stage version changed {} -> {}",
+            old.kind_version, new.kind_version
+        ));
     }
-    diff_maps("param", old.shared.iter().collect(), new.shared.iter().collect(), &mut out);
+    diff_maps(
+        "param",
+        old.shared.iter().collect(),
+        new.shared.iter().collect(),
+        &mut out,
+    );
     let shared_changed = old.shared != new.shared;
-    diff_maps("param", old.params.iter().collect(), new.params.iter().collect(), &mut out);
+    diff_maps(
+        "param",
+        old.params.iter().collect(),
+        new.params.iter().collect(),
+        &mut out,
+    );
     // A changed shared param also changes the settings it is spliced into: name it once.
     if !shared_changed {
-        diff_maps("setting", old.spec.iter().collect(), new.spec.iter().collect(), &mut out);
+        diff_maps(
+            "setting",
+            old.spec.iter().collect(),
+            new.spec.iter().collect(),
+            &mut out,
+        );
     }
-    diff_maps("matrix value", old.matrix.iter().collect(), new.matrix.iter().collect(), &mut out);
+    diff_maps(
+        "matrix value",
+        old.matrix.iter().collect(),
+        new.matrix.iter().collect(),
+        &mut out,
+    );
     if old.seed != new.seed {
         out.push(format!("seed changed {} -> {}", old.seed, new.seed));
     }
@@ -111,7 +139,12 @@ pub fn explain(old: &CacheKey, new: &CacheKey) -> Vec<String> {
             _ => {}
         }
     }
-    out.extend(old.inputs.keys().filter(|k| !new.inputs.contains_key(*k)).map(|k| format!("input `{k}` removed")));
+    out.extend(
+        old.inputs
+            .keys()
+            .filter(|k| !new.inputs.contains_key(*k))
+            .map(|k| format!("input `{k}` removed")),
+    );
     for (k, v) in &new.deps {
         match old.deps.get(k) {
             None => out.push(format!("dep `{k}` added")),
@@ -119,17 +152,29 @@ pub fn explain(old: &CacheKey, new: &CacheKey) -> Vec<String> {
             _ => {}
         }
     }
-    out.extend(old.deps.keys().filter(|k| !new.deps.contains_key(*k)).map(|k| format!("dep `{k}` removed")));
+    out.extend(
+        old.deps
+            .keys()
+            .filter(|k| !new.deps.contains_key(*k))
+            .map(|k| format!("dep `{k}` removed")),
+    );
     let mut seen = std::collections::BTreeSet::new();
     out.retain(|r| seen.insert(r.clone()));
     out
 }
 
-fn diff_maps(what: &str, old: BTreeMap<&String, &Json>, new: BTreeMap<&String, &Json>, out: &mut Vec<String>) {
+fn diff_maps(
+    what: &str,
+    old: BTreeMap<&String, &Json>,
+    new: BTreeMap<&String, &Json>,
+    out: &mut Vec<String>,
+) {
     for (k, v) in &new {
         match old.get(k) {
             None => out.push(format!("{what} `{k}` added ({})", short(v))),
-            Some(o) if o != v => out.push(format!("{what} `{k}` changed {} -> {}", short(o), short(v))),
+            Some(o) if o != v => {
+                out.push(format!("{what} `{k}` changed {} -> {}", short(o), short(v)))
+            }
             _ => {}
         }
     }
@@ -157,14 +202,26 @@ mod tests {
             format: KEY_FORMAT,
             kind: "command".into(),
             kind_version: 1,
-            params: json!({"lambda_c": 10, "b": {"z": 1, "a": [1, 2.5]}}).as_object().unwrap().clone(),
-            spec: json!({"cmd": ["python3", "x.py"], "shell": false}).as_object().unwrap().clone(),
+            params: json!({"lambda_c": 10, "b": {"z": 1, "a": [1, 2.5]}})
+                .as_object()
+                .unwrap()
+                .clone(),
+            spec: json!({"cmd": ["python3", "x.py"], "shell": false})
+                .as_object()
+                .unwrap()
+                .clone(),
             shared: json!({"size": 3}).as_object().unwrap().clone(),
             matrix: BTreeMap::from([("lambda_c".to_owned(), json!(10))]),
             seed: json!(0),
             inputs: BTreeMap::from([
                 ("tokenize".to_owned(), InputKey::One("ab".repeat(32))),
-                ("evaluate".to_owned(), InputKey::Gathered(BTreeMap::from([("lambda_c=1".to_owned(), "cd".repeat(32))]))),
+                (
+                    "evaluate".to_owned(),
+                    InputKey::Gathered(BTreeMap::from([(
+                        "lambda_c=1".to_owned(),
+                        "cd".repeat(32),
+                    )])),
+                ),
             ]),
             deps: BTreeMap::from([("prep.py".to_owned(), "ef".repeat(32))]),
         }
@@ -192,11 +249,17 @@ mod tests {
         let mut new = sample();
         new.params.insert("lambda_c".into(), json!(100));
         new.deps.insert("prep.py".into(), "00".repeat(32));
-        new.inputs.insert("tokenize".into(), InputKey::One("11".repeat(32)));
+        new.inputs
+            .insert("tokenize".into(), InputKey::One("11".repeat(32)));
         new.kind_version = 2;
         assert_eq!(
             explain(&old, &new),
-            vec!["stage version changed 1 -> 2", "param `lambda_c` changed 10 -> 100", "input `tokenize` changed", "dep `prep.py` changed"]
+            vec![
+                "stage version changed 1 -> 2",
+                "param `lambda_c` changed 10 -> 100",
+                "input `tokenize` changed",
+                "dep `prep.py` changed"
+            ]
         );
         assert!(explain(&old, &old).is_empty());
     }

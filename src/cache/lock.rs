@@ -29,11 +29,18 @@ impl KeyLock {
         let mut told = false;
         let mut delay = Duration::from_millis(5);
         loop {
-            let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
             match file.try_lock() {
                 Ok(()) => {
                     // The file may have been unlinked as stale between open and lock.
-                    let same = fs::metadata(path).map(|m| m.ino() == file.metadata().map(|f| f.ino()).unwrap_or(0)).unwrap_or(false);
+                    let same = fs::metadata(path)
+                        .map(|m| m.ino() == file.metadata().map(|f| f.ino()).unwrap_or(0))
+                        .unwrap_or(false);
                     if !same {
                         continue;
                     }
@@ -49,13 +56,18 @@ impl KeyLock {
                         // flock dies with its process; a held lock of a dead local pid is left
                         // by a file system that does not honour that (e.g. some network mounts).
                         if *host == host_name() && !pid_alive(*pid) {
-                            tracing::warn!("removing stale lock {} of dead pid {pid}", path.display());
+                            tracing::warn!(
+                                "removing stale lock {} of dead pid {pid}",
+                                path.display()
+                            );
                             let _ = fs::remove_file(path);
                             continue;
                         }
                     }
                     if !told {
-                        let who = h.map(|(p, host)| format!("pid {p} on {host}")).unwrap_or_else(|| "another process".into());
+                        let who = h
+                            .map(|(p, host)| format!("pid {p} on {host}"))
+                            .unwrap_or_else(|| "another process".into());
                         on_wait(&who);
                         told = true;
                     }
@@ -77,7 +89,15 @@ pub struct StoreLock {
 impl StoreLock {
     fn open(root: &Path) -> io::Result<(File, PathBuf)> {
         let path = root.join("gc.lock");
-        Ok((OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?, path))
+        Ok((
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)?,
+            path,
+        ))
     }
 
     pub fn shared(root: &Path) -> io::Result<StoreLock> {

@@ -73,14 +73,21 @@ fn shard(h: &str) -> &str {
 
 impl Store {
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        // Stages run in their pipeline's folder: every path handed to them must be absolute.
+        let root = std::path::absolute(root)
+            .map_err(ctx(format!("bad cache folder `{}`", root.display())))?;
         for sub in ["objects", "records", "index", "locks", "logs", "tmp"] {
-            fs::create_dir_all(root.join(sub)).map_err(ctx(format!("cannot create `{}`", root.join(sub).display())))?;
+            fs::create_dir_all(root.join(sub))
+                .map_err(ctx(format!("cannot create `{}`", root.join(sub).display())))?;
         }
-        Ok(Store { root: root.to_owned() })
+        Ok(Store { root })
     }
 
     pub fn record_path(&self, key: &str) -> PathBuf {
-        self.root.join("records").join(shard(key)).join(format!("{key}.json"))
+        self.root
+            .join("records")
+            .join(shard(key))
+            .join(format!("{key}.json"))
     }
     pub fn object_dir(&self, h: &str) -> PathBuf {
         self.root.join("objects").join(shard(h)).join(h)
@@ -113,19 +120,30 @@ impl Store {
     /// A complete entry: the record and the object it names.
     pub fn lookup(&self, key: &str) -> Option<Record> {
         let r = self.read_record(key)?;
-        self.object_dir(&r.output).join("manifest.json").is_file().then_some(r)
+        self.object_dir(&r.output)
+            .join("manifest.json")
+            .is_file()
+            .then_some(r)
     }
 
     /// A fresh work folder for `key`; the stage writes into `<it>/obj/data`.
     pub fn new_tmp(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let dir = self.root.join("tmp").join(format!("{key}.{}.{}.{}", host_name(), std::process::id(), unix_nanos()));
-        fs::create_dir_all(dir.join("obj").join("data")).map_err(ctx("cannot create a work folder"))?;
+        let dir = self.root.join("tmp").join(format!(
+            "{key}.{}.{}.{}",
+            host_name(),
+            std::process::id(),
+            unix_nanos()
+        ));
+        fs::create_dir_all(dir.join("obj").join("data"))
+            .map_err(ctx("cannot create a work folder"))?;
         Ok(dir)
     }
 
     /// Remove work folders left by dead processes of this host.
     pub fn clean_stale_tmp(&self) {
-        let Ok(rd) = fs::read_dir(self.root.join("tmp")) else { return };
+        let Ok(rd) = fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let parts: Vec<&str> = name.rsplitn(3, '.').collect();
@@ -159,8 +177,15 @@ impl Store {
                 // A damaged object without its manifest: replace it.
                 remove_tree(&dest);
             }
-            let manifest = Manifest { format: RECORD_FORMAT, hash: hash.clone(), files };
-            write_file_synced(&obj.join("manifest.json"), &serde_json::to_vec_pretty(&manifest).expect("plain data"))?;
+            let manifest = Manifest {
+                format: RECORD_FORMAT,
+                hash: hash.clone(),
+                files,
+            };
+            write_file_synced(
+                &obj.join("manifest.json"),
+                &serde_json::to_vec_pretty(&manifest).expect("plain data"),
+            )?;
             sync_tree(&data)?;
             seal(&obj);
             let parent = dest.parent().expect("sharded");
@@ -168,7 +193,10 @@ impl Store {
             if let Err(e) = fs::rename(&obj, &dest) {
                 // Another process may have committed the same content just now.
                 if !dest.join("manifest.json").is_file() {
-                    return Err(StoreError::Io { context: format!("cannot move the output into `{}`", dest.display()), source: e });
+                    return Err(StoreError::Io {
+                        context: format!("cannot move the output into `{}`", dest.display()),
+                        source: e,
+                    });
                 }
             }
             sync_dir(parent);
@@ -187,14 +215,23 @@ impl Store {
             label: meta.label.to_owned(),
             started: humantime::format_rfc3339_millis(meta.started).to_string(),
             ended: humantime::format_rfc3339_millis(ended).to_string(),
-            duration_s: ended.duration_since(meta.started).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            duration_s: ended
+                .duration_since(meta.started)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             git_commit: meta.git_commit,
             host: host_name(),
             log: self.log_rel(meta.key_hash),
         };
         self.write_record(&record)?;
-        self.append_index(meta.pipeline, meta.stage, meta.label, meta.point, meta.key_hash);
+        self.append_index(
+            meta.pipeline,
+            meta.stage,
+            meta.label,
+            meta.point,
+            meta.key_hash,
+        );
         remove_tree(tmp);
         Ok(record)
     }
@@ -205,7 +242,10 @@ impl Store {
         let parent = path.parent().expect("sharded");
         fs::create_dir_all(parent).map_err(ctx("cannot create a record folder"))?;
         let tmp = parent.join(format!(".{}.{}.tmp", record.key_hash, std::process::id()));
-        write_file_synced(&tmp, &serde_json::to_vec_pretty(record).expect("plain data"))?;
+        write_file_synced(
+            &tmp,
+            &serde_json::to_vec_pretty(record).expect("plain data"),
+        )?;
         fs::rename(&tmp, &path).map_err(ctx(format!("cannot write `{}`", path.display())))?;
         sync_dir(parent);
         Ok(())
@@ -221,7 +261,13 @@ impl Store {
     /// Note that `key` is now the latest of (pipeline, stage, point). One `write` of one line
     /// with O_APPEND, so concurrent runners do not interleave.
     fn append_index(&self, pipeline: &str, stage: &str, label: &str, point: &Point, key: &str) {
-        let line = IndexLine { key: key.to_owned(), time: now_rfc3339(), pipeline: pipeline.into(), stage: stage.into(), label: label.into() };
+        let line = IndexLine {
+            key: key.to_owned(),
+            time: now_rfc3339(),
+            pipeline: pipeline.into(),
+            stage: stage.into(),
+            label: label.into(),
+        };
         let mut text = serde_json::to_string(&line).expect("plain data");
         text.push('\n');
         let path = self.index_path(pipeline, stage, point);
@@ -237,11 +283,18 @@ impl Store {
 
     /// Every index file with its lines.
     pub fn all_indexes(&self) -> Vec<(PathBuf, Vec<IndexLine>)> {
-        let Ok(rd) = fs::read_dir(self.root.join("index")) else { return Vec::new() };
-        let mut out: Vec<(PathBuf, Vec<IndexLine>)> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "jsonl")).map(|p| {
-            let lines = read_index(&p);
-            (p, lines)
-        }).collect();
+        let Ok(rd) = fs::read_dir(self.root.join("index")) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(PathBuf, Vec<IndexLine>)> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .map(|p| {
+                let lines = read_index(&p);
+                (p, lines)
+            })
+            .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
@@ -251,9 +304,14 @@ impl Store {
         let mut out = Vec::new();
         for shard in read_dir_sorted(&self.root.join("records")) {
             for f in read_dir_sorted(&shard) {
-                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 if let Some(key) = name.strip_suffix(".json").filter(|k| !k.starts_with('.')) {
-                    let rec = fs::read(&f).ok().and_then(|b| serde_json::from_slice(&b).ok());
+                    let rec = fs::read(&f)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice(&b).ok());
                     out.push((key.to_owned(), rec));
                 }
             }
@@ -266,7 +324,11 @@ impl Store {
         let mut out = Vec::new();
         for shard in read_dir_sorted(&self.root.join("objects")) {
             for o in read_dir_sorted(&shard) {
-                out.push(o.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+                out.push(
+                    o.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
             }
         }
         out
@@ -274,19 +336,29 @@ impl Store {
 }
 
 fn read_index(path: &Path) -> Vec<IndexLine> {
-    fs::read_to_string(path).map(|s| s.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()).unwrap_or_default()
+    fs::read_to_string(path)
+        .map(|s| {
+            s.lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn read_dir_sorted(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
     v.sort();
     v
 }
 
 fn write_file_synced(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let mut f = File::create(path).map_err(ctx(format!("cannot write `{}`", path.display())))?;
-    f.write_all(bytes).map_err(ctx(format!("cannot write `{}`", path.display())))?;
-    f.sync_all().map_err(ctx(format!("cannot sync `{}`", path.display())))
+    f.write_all(bytes)
+        .map_err(ctx(format!("cannot write `{}`", path.display())))?;
+    f.sync_all()
+        .map_err(ctx(format!("cannot sync `{}`", path.display())))
 }
 
 fn sync_dir(dir: &Path) {
@@ -298,7 +370,9 @@ fn sync_dir(dir: &Path) {
 /// fsync every file and folder under `dir`.
 fn sync_tree(dir: &Path) -> Result<(), StoreError> {
     for (_, path, _) in hash::walk(dir)? {
-        File::open(&path).and_then(|f| f.sync_all()).map_err(ctx(format!("cannot sync `{}`", path.display())))?;
+        File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(ctx(format!("cannot sync `{}`", path.display())))?;
     }
     sync_dir(dir);
     Ok(())

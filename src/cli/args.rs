@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "cllm4rec-pipe", version, about = "CLLM4Rec experiments as declarative, content-hashed pipelines")]
+#[command(
+    name = "cllm4rec-pipe",
+    version,
+    about = "CLLM4Rec experiments as declarative, content-hashed pipelines"
+)]
 pub struct Cli {
     /// The cache folder (default `./cache`).
     #[arg(long, global = true, env = "CLLM4REC_CACHE")]

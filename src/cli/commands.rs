@@ -17,7 +17,9 @@ use crate::kinds::Registry;
 use crate::pipeline::{self, Pipeline};
 
 fn cache_root(cli: &Cli) -> PathBuf {
-    cli.cache_dir.clone().unwrap_or_else(|| PathBuf::from("cache"))
+    cli.cache_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("cache"))
 }
 
 fn open_store(cli: &Cli) -> Result<Store, CliError> {
@@ -31,23 +33,48 @@ fn load(p: &PipelineArgs, kinds: &Registry) -> Result<Pipeline, CliError> {
 pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
     let kinds = Registry::default();
     match &cli.command {
-        Command::Run { p, jobs, force, keep_going, verify } => {
+        Command::Run {
+            p,
+            jobs,
+            force,
+            keep_going,
+            verify,
+        } => {
             let pl = load(p, &kinds)?;
             for f in force {
                 if pl.stage_index(f).is_none() {
                     let names: Vec<&str> = pl.stages.iter().map(|s| s.name.as_str()).collect();
-                    return Err(CliError::Usage(format!("`--force {f}`: no such stage; {}", crate::diag::suggest(f, &names, "stages"))));
+                    return Err(CliError::Usage(format!(
+                        "`--force {f}`: no such stage; {}",
+                        crate::diag::suggest(f, &names, "stages")
+                    )));
                 }
             }
             let store = open_store(cli)?;
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-            let opts = RunOptions { jobs, force: force.iter().cloned().collect::<BTreeSet<_>>(), keep_going: *keep_going, verify: *verify };
-            let reporter = Reporter::new(Mode::detect(cli.log_format == LogFormat::Json), pl.instances.len());
+            let jobs = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            });
+            let opts = RunOptions {
+                jobs,
+                force: force.iter().cloned().collect::<BTreeSet<_>>(),
+                keep_going: *keep_going,
+                verify: *verify,
+            };
+            let reporter = Reporter::new(
+                Mode::detect(cli.log_format == LogFormat::Json),
+                pl.instances.len(),
+            );
             let summary = scheduler::run(&pl, &store, &kinds, &opts, &reporter)?;
             print!("{}", tables::run_table(&pl, &summary));
             print!("{}", tables::metrics_table(&pl, &summary.records));
             if let Some(err) = summary.error {
-                let failed = summary.status.iter().filter(|s| matches!(s, Status::Failed(_))).count();
+                let failed = summary
+                    .status
+                    .iter()
+                    .filter(|s| matches!(s, Status::Failed(_)))
+                    .count();
                 eprintln!("error: {err}");
                 if let ExecError::Stage { log, .. } = &err {
                     eprint!("{}", tables::log_tail(log, 20));
@@ -68,10 +95,13 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
         }
         Command::Graph { p, format } => {
             let pl = load(p, &kinds)?;
-            print!("{}", match format {
-                GraphFormat::Dot => tables::graph_dot(&pl),
-                GraphFormat::Mermaid => tables::graph_mermaid(&pl),
-            });
+            print!(
+                "{}",
+                match format {
+                    GraphFormat::Dot => tables::graph_dot(&pl),
+                    GraphFormat::Mermaid => tables::graph_mermaid(&pl),
+                }
+            );
             Ok(0)
         }
         Command::Status { p } => {
@@ -85,17 +115,29 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
             let pl = load(p, &kinds)?;
             let Some(si) = pl.stage_index(stage) else {
                 let names: Vec<&str> = pl.stages.iter().map(|s| s.name.as_str()).collect();
-                return Err(CliError::Usage(format!("no stage `{stage}` in `{}`; {}", pl.name, crate::diag::suggest(stage, &names, "stages"))));
+                return Err(CliError::Usage(format!(
+                    "no stage `{stage}` in `{}`; {}",
+                    pl.name,
+                    crate::diag::suggest(stage, &names, "stages")
+                )));
             };
             let store = open_store(cli)?;
             let rows = plan::plan(&pl, &store, &kinds)?;
-            for (inst, row) in pl.instances.iter().zip(&rows).filter(|(i, _)| i.stage == si) {
+            for (inst, row) in pl
+                .instances
+                .iter()
+                .zip(&rows)
+                .filter(|(i, _)| i.stage == si)
+            {
                 println!("== {}", inst.label);
                 match row.key.as_deref().and_then(|k| store.lookup(k)) {
                     Some(rec) if row.hit => {
                         println!("output: {}", store.object_data(&rec.output).display());
                         println!("log:    {}", store.root.join(&rec.log).display());
-                        println!("{}", serde_json::to_string_pretty(&rec).expect("plain data"));
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&rec).expect("plain data")
+                        );
                     }
                     _ => println!("not cached: {}", row.reasons.join("; ")),
                 }
@@ -104,10 +146,23 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
         }
         Command::Gc { keep_last } => {
             let store = open_store(cli)?;
-            let _lock = StoreLock::exclusive(&store.root, || eprintln!("waiting for running pipelines to finish"))
-                .map_err(|source| CliError::Exec(StoreError::Io { context: "cannot lock the cache".into(), source }.into()))?;
+            let _lock = StoreLock::exclusive(&store.root, || {
+                eprintln!("waiting for running pipelines to finish")
+            })
+            .map_err(|source| {
+                CliError::Exec(
+                    StoreError::Io {
+                        context: "cannot lock the cache".into(),
+                        source,
+                    }
+                    .into(),
+                )
+            })?;
             let r = gc::gc(&store, *keep_last);
-            println!("removed {} records and {} objects ({} bytes)", r.records_removed, r.objects_removed, r.bytes_freed);
+            println!(
+                "removed {} records and {} objects ({} bytes)",
+                r.records_removed, r.objects_removed, r.bytes_freed
+            );
             Ok(0)
         }
         Command::Verify => {
@@ -128,7 +183,11 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
         Command::Hash { paths } => {
             let mut stat = StatCache::default();
             for p in paths {
-                let h = if p.is_file() { hash::hash_file(p).map(|h| h.to_hex().to_string()) } else { stat.hash_path(p) };
+                let h = if p.is_file() {
+                    hash::hash_file(p).map(|h| h.to_hex().to_string())
+                } else {
+                    stat.hash_path(p)
+                };
                 match h {
                     Ok(h) => println!("{h}  {}", p.display()),
                     Err(e) => return Err(CliError::Usage(e.to_string())),

@@ -15,10 +15,22 @@ use crate::pipeline::Pipeline;
 /// Left-aligned columns separated by two spaces.
 fn render(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for r in rows {
-        let line: Vec<String> = r.iter().enumerate().map(|(c, s)| format!("{s:<w$}", w = widths[c])).collect();
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
+            .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     out
@@ -29,7 +41,12 @@ fn short(h: &str) -> String {
 }
 
 pub fn run_table(p: &Pipeline, s: &Summary) -> String {
-    let mut rows = vec![vec!["stage".to_owned(), "status".into(), "output".into(), "time".into()]];
+    let mut rows = vec![vec![
+        "stage".to_owned(),
+        "status".into(),
+        "output".into(),
+        "time".into(),
+    ]];
     for (i, inst) in p.instances.iter().enumerate() {
         let (st, out, time) = match (&s.status[i], &s.records[i]) {
             (Status::Ran, Some(r)) => ("ran", short(&r.output), format!("{:.2}s", r.duration_s)),
@@ -59,43 +76,90 @@ pub fn metrics_table(p: &Pipeline, records: &[Option<Record>]) -> String {
         .instances
         .iter()
         .zip(records)
-        .filter_map(|(i, r)| r.as_ref()?.metrics.as_ref()?.as_object().map(|m| (i.label.as_str(), m)))
+        .filter_map(|(i, r)| {
+            r.as_ref()?
+                .metrics
+                .as_ref()?
+                .as_object()
+                .map(|m| (i.label.as_str(), m))
+        })
         .collect();
-    let names: BTreeSet<&String> = with.iter().flat_map(|(_, m)| m.iter().filter(|(_, v)| v.is_number()).map(|(k, _)| k)).collect();
+    let names: BTreeSet<&String> = with
+        .iter()
+        .flat_map(|(_, m)| m.iter().filter(|(_, v)| v.is_number()).map(|(k, _)| k))
+        .collect();
     if names.is_empty() {
         return String::new();
     }
-    let mut rows = vec![std::iter::once("metrics".to_owned()).chain(names.iter().map(|n| n.to_string())).collect::<Vec<_>>()];
+    let mut rows = vec![std::iter::once("metrics".to_owned())
+        .chain(names.iter().map(|n| n.to_string()))
+        .collect::<Vec<_>>()];
     for (label, m) in with {
         let mut row = vec![label.to_owned()];
         for n in &names {
-            row.push(m.get(*n).and_then(Json::as_f64).map(|v| format!("{v:.4}")).unwrap_or_default());
+            row.push(m.get(*n).map(fmt_number).unwrap_or_default());
         }
         rows.push(row);
     }
     format!("\n{}", render(&rows))
 }
 
+fn fmt_number(v: &Json) -> String {
+    match (v.as_i64(), v.as_f64()) {
+        (Some(i), _) => i.to_string(),
+        (None, Some(f)) => format!("{f:.4}"),
+        _ => String::new(),
+    }
+}
+
 pub fn plan_table(rows: &[PlanRow]) -> String {
     let mut t = vec![vec!["stage".to_owned(), "key".into(), "plan".into()]];
     for r in rows {
         let key = r.key.as_deref().map(short).unwrap_or_else(|| "?".into());
-        let what = if r.hit { "hit".to_owned() } else { format!("miss: {}", r.reasons.join("; ")) };
+        let what = if r.hit {
+            "hit".to_owned()
+        } else {
+            format!("miss: {}", r.reasons.join("; "))
+        };
         t.push(vec![r.label.clone(), key, what]);
     }
     let hits = rows.iter().filter(|r| r.hit).count();
     let mut out = render(&t);
-    let _ = writeln!(out, "{} instances: {hits} cached, {} to run", rows.len(), rows.len() - hits);
+    let _ = writeln!(
+        out,
+        "{} instances: {hits} cached, {} to run",
+        rows.len(),
+        rows.len() - hits
+    );
     out
 }
 
 pub fn status_table(p: &Pipeline, store: &Store, rows: &[PlanRow]) -> String {
-    let mut t = vec![vec!["stage".to_owned(), "cached".into(), "output".into(), "finished".into()]];
+    let mut t = vec![vec![
+        "stage".to_owned(),
+        "cached".into(),
+        "output".into(),
+        "finished".into(),
+    ]];
     for (inst, r) in p.instances.iter().zip(rows) {
-        let rec = r.key.as_deref().filter(|_| r.hit).and_then(|k| store.lookup(k));
+        let rec = r
+            .key
+            .as_deref()
+            .filter(|_| r.hit)
+            .and_then(|k| store.lookup(k));
         match rec {
-            Some(rec) => t.push(vec![inst.label.clone(), "yes".into(), short(&rec.output), rec.ended]),
-            None => t.push(vec![inst.label.clone(), "no".into(), String::new(), String::new()]),
+            Some(rec) => t.push(vec![
+                inst.label.clone(),
+                "yes".into(),
+                short(&rec.output),
+                rec.ended,
+            ]),
+            None => t.push(vec![
+                inst.label.clone(),
+                "no".into(),
+                String::new(),
+                String::new(),
+            ]),
         }
     }
     render(&t)
@@ -106,9 +170,18 @@ fn node_id(i: usize) -> String {
 }
 
 pub fn graph_dot(p: &Pipeline) -> String {
-    let mut out = format!("digraph \"{}\" {{\n  rankdir=LR;\n", p.name.replace('"', "'"));
+    let mut out = format!(
+        "digraph \"{}\" {{\n  rankdir=LR;\n",
+        p.name.replace('"', "'")
+    );
     for (i, inst) in p.instances.iter().enumerate() {
-        let _ = writeln!(out, "  {} [label=\"{}\\n({})\"];", node_id(i), inst.label.replace('"', "'"), inst.kind);
+        let _ = writeln!(
+            out,
+            "  {} [label=\"{}\\n({})\"];",
+            node_id(i),
+            inst.label.replace('"', "'"),
+            inst.kind
+        );
     }
     for (i, inst) in p.instances.iter().enumerate() {
         for input in &inst.inputs {
@@ -124,7 +197,12 @@ pub fn graph_dot(p: &Pipeline) -> String {
 pub fn graph_mermaid(p: &Pipeline) -> String {
     let mut out = String::from("flowchart LR\n");
     for (i, inst) in p.instances.iter().enumerate() {
-        let _ = writeln!(out, "  {}[\"{}\"]", node_id(i), inst.label.replace('"', "'"));
+        let _ = writeln!(
+            out,
+            "  {}[\"{}\"]",
+            node_id(i),
+            inst.label.replace('"', "'")
+        );
     }
     for (i, inst) in p.instances.iter().enumerate() {
         for input in &inst.inputs {
@@ -138,7 +216,9 @@ pub fn graph_mermaid(p: &Pipeline) -> String {
 
 /// The last `n` lines of a log, indented, for a failure message.
 pub fn log_tail(path: &Path, n: usize) -> String {
-    let Ok(text) = std::fs::read_to_string(path) else { return String::new() };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return String::new();
+    };
     let lines: Vec<&str> = text.lines().collect();
     if lines.is_empty() {
         return String::from("  (the log is empty)\n");

@@ -34,7 +34,13 @@ pub fn instance_key(
     let mut inputs = BTreeMap::new();
     for input in &inst.inputs {
         let v = if input.gather {
-            InputKey::Gathered(input.instances.iter().map(|&j| (point_label(&p.instances[j].point, &p.axes), out(j))).collect())
+            InputKey::Gathered(
+                input
+                    .instances
+                    .iter()
+                    .map(|&j| (point_label(&p.instances[j].point, &p.axes), out(j)))
+                    .collect(),
+            )
         } else {
             InputKey::One(out(input.instances[0]))
         };
@@ -42,15 +48,30 @@ pub fn instance_key(
     }
     let mut deps = BTreeMap::new();
     for d in &inst.deps {
-        let h = stat.lock().expect("stat cache lock").hash_path(&d.abs).map_err(|e| {
-            let msg = match &e {
-                crate::cache::hash::HashError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                    format!("dep `{}` of `{}` not found (looked for `{}`)", d.rel, inst.label, d.abs.display())
-                }
-                other => format!("dep `{}` of `{}`: {other}", d.rel, inst.label),
-            };
-            ExecError::Dep(Box::new(d.origin.at_value(&d.yaml_path, msg).with_hint("deps are relative to the pipeline file's folder")))
-        })?;
+        let h = stat
+            .lock()
+            .expect("stat cache lock")
+            .hash_path(&d.abs)
+            .map_err(|e| {
+                let msg = match &e {
+                    crate::cache::hash::HashError::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        format!(
+                            "dep `{}` of `{}` not found (looked for `{}`)",
+                            d.rel,
+                            inst.label,
+                            d.abs.display()
+                        )
+                    }
+                    other => format!("dep `{}` of `{}`: {other}", d.rel, inst.label),
+                };
+                ExecError::Dep(Box::new(
+                    d.origin
+                        .at_value(&d.yaml_path, msg)
+                        .with_hint("deps are relative to the pipeline file's folder"),
+                ))
+            })?;
         deps.insert(d.rel.clone(), h);
     }
     let key = CacheKey {

@@ -22,7 +22,11 @@ pub enum ExecError {
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("stage `{label}` failed: {message}\n  log: {}", log.display())]
-    Stage { label: String, message: String, log: PathBuf },
+    Stage {
+        label: String,
+        message: String,
+        log: PathBuf,
+    },
     #[error("{failed} stage instance(s) failed")]
     Failed { failed: usize },
     #[error("cancelled")]

@@ -30,7 +30,12 @@ pub fn plan(p: &Pipeline, store: &Store, kinds: &Registry) -> Result<Vec<PlanRow
         if complete {
             if let Some(rec) = store.lookup(&key_hash) {
                 outputs[i] = Some(rec.output);
-                rows.push(PlanRow { label: inst.label.clone(), key: Some(key_hash), hit: true, reasons: Vec::new() });
+                rows.push(PlanRow {
+                    label: inst.label.clone(),
+                    key: Some(key_hash),
+                    hit: true,
+                    reasons: Vec::new(),
+                });
                 continue;
             }
         }
@@ -47,19 +52,34 @@ pub fn plan(p: &Pipeline, store: &Store, kinds: &Registry) -> Result<Vec<PlanRow
         let mut reasons = Vec::new();
         match history.last() {
             None => reasons.push("never run".to_owned()),
-            Some(last) if last.key == key_hash => reasons.push("its cache entry is gone (deleted or damaged)".to_owned()),
-            Some(last) => match store.read_record(&last.key) {
-                None => reasons.push("the last run's record is gone".to_owned()),
-                Some(rec) => {
-                    reasons.extend(explain(&rec.key, &key).into_iter().filter(|r| !pending.iter().any(|s| *r == format!("input `{s}` changed"))));
+            Some(last) if last.key == key_hash => {
+                reasons.push("its cache entry is gone (deleted or damaged)".to_owned())
+            }
+            Some(last) => {
+                match store.read_record(&last.key) {
+                    None => reasons.push("the last run's record is gone".to_owned()),
+                    Some(rec) => {
+                        reasons.extend(explain(&rec.key, &key).into_iter().filter(|r| {
+                            !pending.iter().any(|s| *r == format!("input `{s}` changed"))
+                        }));
+                    }
                 }
-            },
+            }
         }
-        reasons.extend(pending.iter().map(|s| format!("input `{s}` is recomputed first")));
+        reasons.extend(
+            pending
+                .iter()
+                .map(|s| format!("input `{s}` is recomputed first")),
+        );
         if reasons.is_empty() {
             reasons.push("its cache entry is gone".to_owned());
         }
-        rows.push(PlanRow { label: inst.label.clone(), key: complete.then_some(key_hash), hit: false, reasons });
+        rows.push(PlanRow {
+            label: inst.label.clone(),
+            key: complete.then_some(key_hash),
+            hit: false,
+            reasons,
+        });
     }
     stat.lock().expect("stat cache lock").save();
     Ok(rows)

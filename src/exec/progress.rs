@@ -40,12 +40,22 @@ impl Reporter {
         let (multi, overall) = if mode == Mode::Bars {
             let m = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let b = m.add(ProgressBar::new(total as u64));
-            b.set_style(ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} stages  {elapsed_precise}  {msg}").expect("valid template"));
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30.cyan/blue} {pos}/{len} stages  {elapsed_precise}  {msg}",
+                )
+                .expect("valid template"),
+            );
             (Some(m), Some(b))
         } else {
             (None, None)
         };
-        Reporter { mode, multi, overall, running: Mutex::new(HashMap::new()) }
+        Reporter {
+            mode,
+            multi,
+            overall,
+            running: Mutex::new(HashMap::new()),
+        }
     }
 
     fn line(&self, event: &str, label: &str, extra: &str) {
@@ -85,10 +95,16 @@ impl Reporter {
         match (&self.multi, self.mode) {
             (Some(m), Mode::Bars) => {
                 let b = m.add(ProgressBar::new_spinner());
-                b.set_style(ProgressStyle::with_template("  {spinner} {msg} {elapsed}").expect("valid template"));
+                b.set_style(
+                    ProgressStyle::with_template("  {spinner} {msg} {elapsed}")
+                        .expect("valid template"),
+                );
                 b.set_message(label.to_owned());
                 b.enable_steady_tick(Duration::from_millis(120));
-                self.running.lock().expect("reporter lock").insert(label.to_owned(), b);
+                self.running
+                    .lock()
+                    .expect("reporter lock")
+                    .insert(label.to_owned(), b);
             }
             _ => self.line("run", label, ""),
         }

@@ -26,25 +26,40 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> ExecError {
     move |source| ExecError::Store(StoreError::Io { context, source })
 }
 
+/// What every instance of one run shares.
+pub struct RunEnv<'a> {
+    pub pipeline: &'a Pipeline,
+    pub store: &'a Store,
+    pub kinds: &'a Registry,
+    pub reporter: &'a Reporter,
+}
+
 /// Compute instance `i` under its key's lock (unless a complete entry appears meanwhile and
 /// `force` is off). `outputs` holds the output hash of every finished instance.
 pub fn compute(
-    p: &Pipeline,
+    env: &RunEnv,
     i: usize,
     key: &CacheKey,
     outputs: &[Option<String>],
-    store: &Store,
-    kinds: &Registry,
-    reporter: &Reporter,
     force: bool,
     git_commit: Option<String>,
 ) -> Result<Outcome, ExecError> {
+    let RunEnv {
+        pipeline: p,
+        store,
+        kinds,
+        reporter,
+    } = *env;
     let inst = &p.instances[i];
     let key_hash = key.hash();
-    let _lock = KeyLock::acquire(&store.lock_path(&key_hash), |who| reporter.waiting(&inst.label, who))
-        .map_err(io(format!("cannot lock `{}`", inst.label)))?;
+    let _lock = KeyLock::acquire(&store.lock_path(&key_hash), |who| {
+        reporter.waiting(&inst.label, who)
+    })
+    .map_err(io(format!("cannot lock `{}`", inst.label)))?;
+    tracing::debug!(instance = %inst.label, key = %key_hash, "lock acquired");
     if !force {
         if let Some(record) = store.lookup(&key_hash) {
+            tracing::debug!(instance = %inst.label, "computed by another runner while we waited");
             return Ok(Outcome { record, ran: false });
         }
     }
@@ -66,7 +81,10 @@ pub fn compute(
         Ok(store.commit(&tmp, meta)?)
     });
     match result {
-        Ok(record) => Ok(Outcome { record, ran: true }),
+        Ok(record) => {
+            tracing::debug!(instance = %inst.label, output = %record.output, "committed");
+            Ok(Outcome { record, ran: true })
+        }
         Err(e) => {
             remove_tree(&tmp);
             Err(e)
@@ -86,14 +104,25 @@ fn run_in(
     let inst = &p.instances[i];
     let mut inputs: BTreeMap<String, PathBuf> = BTreeMap::new();
     for input in &inst.inputs {
-        let data = |j: usize| store.object_data(outputs[j].as_deref().expect("inputs are done before their consumers"));
+        let data = |j: usize| {
+            store.object_data(
+                outputs[j]
+                    .as_deref()
+                    .expect("inputs are done before their consumers"),
+            )
+        };
         if input.gather {
             let dir = tmp.join("in").join(&input.stage);
             fs::create_dir_all(&dir).map_err(io(format!("cannot create `{}`", dir.display())))?;
             for &j in &input.instances {
                 let label = point_label(&p.instances[j].point, &p.axes);
-                let name = if label.is_empty() { "_".to_owned() } else { label.replace('/', "_") };
-                std::os::unix::fs::symlink(data(j), dir.join(&name)).map_err(io(format!("cannot link input `{}`", p.instances[j].label)))?;
+                let name = if label.is_empty() {
+                    "_".to_owned()
+                } else {
+                    label.replace('/', "_")
+                };
+                std::os::unix::fs::symlink(data(j), dir.join(&name))
+                    .map_err(io(format!("cannot link input `{}`", p.instances[j].label)))?;
             }
             inputs.insert(input.stage.clone(), dir);
         } else {
@@ -107,19 +136,36 @@ fn run_in(
         "params": inst.params_with_seed(),
         "matrix": inst.point,
     });
-    fs::write(&params_file, serde_json::to_vec_pretty(&params).expect("plain data")).map_err(io("cannot write params.json".into()))?;
+    fs::write(
+        &params_file,
+        serde_json::to_vec_pretty(&params).expect("plain data"),
+    )
+    .map_err(io("cannot write params.json".into()))?;
     let log_path = store.log_path(key_hash);
     if let Some(parent) = log_path.parent() {
         fs::create_dir_all(parent).map_err(io("cannot create the log folder".into()))?;
     }
-    let log = fs::File::create(&log_path).map_err(io(format!("cannot create `{}`", log_path.display())))?;
+    let log = fs::File::create(&log_path)
+        .map_err(io(format!("cannot create `{}`", log_path.display())))?;
     let out = tmp.join("obj").join("data");
-    let ctx = StageContext { instance: inst, workdir: &p.dir, out: &out, inputs: &inputs, params_file: &params_file, log: &log, cancel: &CANCEL };
+    let ctx = StageContext {
+        instance: inst,
+        workdir: &p.dir,
+        out: &out,
+        inputs: &inputs,
+        params_file: &params_file,
+        log: &log,
+        cancel: &CANCEL,
+    };
     let kind = kinds.get(&inst.kind).expect("validated kind");
     match kind.run(&ctx) {
         Ok(()) if CANCEL.load(Ordering::SeqCst) => Err(ExecError::Cancelled),
         Ok(()) => Ok(()),
         Err(StageError::Cancelled) => Err(ExecError::Cancelled),
-        Err(StageError::Failed(message)) => Err(ExecError::Stage { label: inst.label.clone(), message, log: log_path }),
+        Err(StageError::Failed(message)) => Err(ExecError::Stage {
+            label: inst.label.clone(),
+            message,
+            log: log_path,
+        }),
     }
 }

@@ -13,7 +13,7 @@ use crate::cache::store::Store;
 use crate::cache::verify;
 use crate::exec::keys::instance_key;
 use crate::exec::progress::Reporter;
-use crate::exec::runner::{compute, Outcome};
+use crate::exec::runner::{compute, Outcome, RunEnv};
 use crate::exec::{ExecError, CANCEL};
 use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
@@ -51,8 +51,18 @@ enum State {
     Failed,
 }
 
-pub fn run(p: &Pipeline, store: &Store, kinds: &Registry, opts: &RunOptions, reporter: &Reporter) -> Result<Summary, ExecError> {
-    let _store_lock = StoreLock::shared(&store.root).map_err(|source| crate::cache::store::StoreError::Io { context: "cannot lock the cache".into(), source })?;
+pub fn run(
+    p: &Pipeline,
+    store: &Store,
+    kinds: &Registry,
+    opts: &RunOptions,
+    reporter: &Reporter,
+) -> Result<Summary, ExecError> {
+    let _store_lock =
+        StoreLock::shared(&store.root).map_err(|source| crate::cache::store::StoreError::Io {
+            context: "cannot lock the cache".into(),
+            source,
+        })?;
     store.clean_stale_tmp();
     let stat = Mutex::new(StatCache::load(&store.root.join("statcache.json")));
     let n = p.instances.len();
@@ -66,6 +76,13 @@ pub fn run(p: &Pipeline, store: &Store, kinds: &Registry, opts: &RunOptions, rep
     let git_commit = || git.get_or_init(|| crate::util::git_commit(&p.dir)).clone();
     let cost = |i: usize| (p.instances[i].resources.cpus.unwrap_or(1) as usize).clamp(1, jobs);
 
+    let env = RunEnv {
+        pipeline: p,
+        store,
+        kinds,
+        reporter,
+    };
+    let env = &env;
     let result = std::thread::scope(|scope| -> Result<(), ExecError> {
         let (tx, rx) = mpsc::channel::<(usize, Instant, Result<Outcome, ExecError>)>();
         let mut used = 0usize;
@@ -83,7 +100,11 @@ pub fn run(p: &Pipeline, store: &Store, kinds: &Registry, opts: &RunOptions, rep
                     if !matches!(state[i], State::Waiting) {
                         continue;
                     }
-                    let ups: Vec<usize> = p.instances[i].inputs.iter().flat_map(|x| x.instances.iter().copied()).collect();
+                    let ups: Vec<usize> = p.instances[i]
+                        .inputs
+                        .iter()
+                        .flat_map(|x| x.instances.iter().copied())
+                        .collect();
                     if ups.iter().any(|&j| matches!(state[j], State::Failed)) {
                         state[i] = State::Failed;
                         reporter.skipped(&p.instances[i].label, "an input failed");
@@ -94,8 +115,19 @@ pub fn run(p: &Pipeline, store: &Store, kinds: &Registry, opts: &RunOptions, rep
                         continue;
                     }
                     let (key, _) = instance_key(p, i, &outputs, &stat, kinds)?;
+                    tracing::debug!(instance = %p.instances[i].label, key = %key.hash(), "key computed");
                     let forced = opts.force.contains(&p.instances[i].stage_name);
-                    let hit = if forced { None } else { reusable(store, &key.hash(), opts.verify, reporter, &p.instances[i].label) };
+                    let hit = if forced {
+                        None
+                    } else {
+                        reusable(
+                            store,
+                            &key.hash(),
+                            opts.verify,
+                            reporter,
+                            &p.instances[i].label,
+                        )
+                    };
                     if let Some(rec) = hit {
                         outputs[i] = Some(rec.output.clone());
                         records[i] = Some(rec);
@@ -117,7 +149,7 @@ pub fn run(p: &Pipeline, store: &Store, kinds: &Registry, opts: &RunOptions, rep
                     let gc = git_commit();
                     scope.spawn(move || {
                         let t0 = Instant::now();
-                        let r = compute(p, i, &key, &outs, store, kinds, reporter, forced, gc);
+                        let r = compute(env, i, &key, &outs, forced, gc);
                         let _ = tx.send((i, t0, r));
                     });
                     progressed = true;
@@ -126,7 +158,9 @@ pub fn run(p: &Pipeline, store: &Store, kinds: &Registry, opts: &RunOptions, rep
             if running == 0 {
                 break;
             }
-            let Ok((i, t0, r)) = rx.recv_timeout(Duration::from_millis(50)) else { continue };
+            let Ok((i, t0, r)) = rx.recv_timeout(Duration::from_millis(50)) else {
+                continue;
+            };
             running -= 1;
             used -= cost(i);
             let label = &p.instances[i].label;
@@ -163,17 +197,30 @@ pub fn run(p: &Pipeline, store: &Store, kinds: &Registry, opts: &RunOptions, rep
     if CANCEL.load(Ordering::SeqCst) {
         return Err(ExecError::Cancelled);
     }
-    Ok(Summary { status, records, error: first_error })
+    Ok(Summary {
+        status,
+        records,
+        error: first_error,
+    })
 }
 
 /// A complete entry for `key`; with `verify`, only if its object rehashes clean (a damaged
 /// object is removed so that it is recomputed).
-fn reusable(store: &Store, key: &str, verify: bool, reporter: &Reporter, label: &str) -> Option<Record> {
+fn reusable(
+    store: &Store,
+    key: &str,
+    verify: bool,
+    reporter: &Reporter,
+    label: &str,
+) -> Option<Record> {
     let rec = store.lookup(key)?;
     if verify {
         let problems = verify::check_object(store, &rec.output);
         if !problems.is_empty() {
-            reporter.note(label, &format!("cached output is damaged ({}); recomputing", problems[0]));
+            reporter.note(
+                label,
+                &format!("cached output is damaged ({}); recomputing", problems[0]),
+            );
             crate::cache::store::remove_tree(&store.object_dir(&rec.output));
             return None;
         }

@@ -26,13 +26,35 @@ impl StageKind for Command {
 
     fn check_def(&self, def: &StageDef) -> Result<(), DefError> {
         let Some((cmd, _, _)) = &def.cmd else {
-            return Err(("cmd".into(), format!("`command` stage `{}` has no `cmd`", def.name), Some("add `cmd: [program, arg, ...]`".into())));
+            return Err((
+                "cmd".into(),
+                format!("`command` stage `{}` has no `cmd`", def.name),
+                Some("add `cmd: [program, arg, ...]`".into()),
+            ));
         };
         match cmd {
-            Json::Array(a) if a.is_empty() => Err(("cmd".into(), "`cmd` is empty".into(), Some("write `cmd: [program, arg, ...]`".into()))),
-            Json::Array(a) if def.shell => Err(("cmd".into(), format!("with `shell: true`, `cmd` is one string, not a list of {}", a.len()), None)),
-            Json::Array(a) => match a.iter().position(|x| x.is_object() || x.is_array() || x.is_null()) {
-                Some(i) => Err(("cmd".into(), format!("argument {i} of `cmd` must be a string or number"), None)),
+            Json::Array(a) if a.is_empty() => Err((
+                "cmd".into(),
+                "`cmd` is empty".into(),
+                Some("write `cmd: [program, arg, ...]`".into()),
+            )),
+            Json::Array(a) if def.shell => Err((
+                "cmd".into(),
+                format!(
+                    "with `shell: true`, `cmd` is one string, not a list of {}",
+                    a.len()
+                ),
+                None,
+            )),
+            Json::Array(a) => match a
+                .iter()
+                .position(|x| x.is_object() || x.is_array() || x.is_null())
+            {
+                Some(i) => Err((
+                    "cmd".into(),
+                    format!("argument {i} of `cmd` must be a string or number"),
+                    None,
+                )),
                 None => Ok(()),
             },
             Json::String(_) if def.shell => Ok(()),
@@ -41,7 +63,11 @@ impl StageKind for Command {
                 "a `cmd` string needs `shell: true`".into(),
                 Some("write `cmd` as a list (`[python3, prep.py]`), or add `shell: true`".into()),
             )),
-            _ => Err(("cmd".into(), "`cmd` must be a list of arguments (or a string with `shell: true`)".into(), None)),
+            _ => Err((
+                "cmd".into(),
+                "`cmd` must be a list of arguments (or a string with `shell: true`)".into(),
+                None,
+            )),
         }
     }
 
@@ -54,7 +80,11 @@ impl StageKind for Command {
             _ => return Err(StageError::Failed("no `cmd`".into())),
         };
         debug_assert!(!shell || argv[0] == "sh");
-        let log = |what: &str| ctx.log.try_clone().map_err(|e| StageError::Failed(format!("cannot open the log for {what}: {e}")));
+        let log = |what: &str| {
+            ctx.log
+                .try_clone()
+                .map_err(|e| StageError::Failed(format!("cannot open the log for {what}: {e}")))
+        };
         let mut p = Process::new(&argv[0]);
         p.args(&argv[1..])
             .current_dir(ctx.workdir)
@@ -76,7 +106,9 @@ impl StageKind for Command {
                 Ok(())
             });
         }
-        let mut child = p.spawn().map_err(|e| StageError::Failed(format!("cannot start `{}`: {e}", argv[0])))?;
+        let mut child = p
+            .spawn()
+            .map_err(|e| StageError::Failed(format!("cannot start `{}`: {e}", argv[0])))?;
         let pgid = child.id() as libc::pid_t;
         loop {
             match child.try_wait() {
@@ -88,7 +120,12 @@ impl StageKind for Command {
                     }))
                 }
                 Ok(None) => {}
-                Err(e) => return Err(StageError::Failed(format!("cannot wait for `{}`: {e}", argv[0]))),
+                Err(e) => {
+                    return Err(StageError::Failed(format!(
+                        "cannot wait for `{}`: {e}",
+                        argv[0]
+                    )))
+                }
             }
             if ctx.cancel.load(Ordering::SeqCst) {
                 // SAFETY: signalling our own child's process group.

@@ -47,7 +47,11 @@ pub trait StageKind: Send + Sync {
     fn check_def(&self, def: &StageDef) -> Result<(), DefError> {
         if def.cmd.is_some() || def.shell {
             let field = if def.cmd.is_some() { "cmd" } else { "shell" };
-            return Err((field.into(), format!("`{field}` is only for `command` stages"), Some(format!("stage `{}` is a `{}` stage", def.name, def.kind))));
+            return Err((
+                field.into(),
+                format!("`{field}` is only for `command` stages"),
+                Some(format!("stage `{}` is a `{}` stage", def.name, def.kind)),
+            ));
         }
         Ok(())
     }
@@ -65,13 +69,18 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { kinds: vec![Box::new(command::Command)] }
+        Registry {
+            kinds: vec![Box::new(command::Command)],
+        }
     }
 }
 
 impl Registry {
     pub fn get(&self, name: &str) -> Option<&dyn StageKind> {
-        self.kinds.iter().find(|k| k.name() == name).map(|k| k.as_ref())
+        self.kinds
+            .iter()
+            .find(|k| k.name() == name)
+            .map(|k| k.as_ref())
     }
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.iter().map(|k| k.name()).collect()

@@ -39,7 +39,11 @@ pub fn expand(
     }
 
     let order = order_stages(&defs, &src)?;
-    let index: HashMap<&str, usize> = defs.iter().enumerate().map(|(i, d)| (d.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = defs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.as_str(), i))
+        .collect();
     let mut stage_axes: Vec<BTreeSet<String>> = vec![BTreeSet::new(); defs.len()];
     for &i in &order {
         let mut a = own_axes[i].clone();
@@ -48,7 +52,12 @@ pub fn expand(
         }
         stage_axes[i] = a;
     }
-    let ordered_axes = |set: &BTreeSet<String>| axes.iter().filter(|a| set.contains(*a)).cloned().collect::<Vec<_>>();
+    let ordered_axes = |set: &BTreeSet<String>| {
+        axes.iter()
+            .filter(|a| set.contains(*a))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
 
     let stages: Vec<Stage> = defs
         .iter()
@@ -65,45 +74,86 @@ pub fn expand(
     // Instances, stage by stage in topological order.
     let mut instances: Vec<Instance> = Vec::new();
     let mut by_stage: Vec<Vec<usize>> = vec![Vec::new(); defs.len()];
-    let mut resolver = ParamResolver { params: &shared.params, memo: HashMap::new() };
+    let mut resolver = ParamResolver {
+        params: &shared.params,
+        memo: HashMap::new(),
+    };
     for &i in &order {
         let def = &defs[i];
         let st = &stages[i];
         let mut seen: BTreeSet<String> = BTreeSet::new();
         for full in &points {
-            let point: Point = st.axes.iter().map(|a| (a.clone(), full[a].clone())).collect();
+            let point: Point = st
+                .axes
+                .iter()
+                .map(|a| (a.clone(), full[a].clone()))
+                .collect();
             let plabel = point_label(&point, &axes);
             if !seen.insert(plabel.clone()) {
                 continue;
             }
-            let label = if plabel.is_empty() { def.name.clone() } else { format!("{}[{plabel}]", def.name) };
+            let label = if plabel.is_empty() {
+                def.name.clone()
+            } else {
+                format!("{}[{plabel}]", def.name)
+            };
             let mut inst = instantiate(def, &point, label, &mut resolver, &dir, &src)?;
             for name in &shared_used[i] {
-                let v = resolver.get(name, &point).map_err(|m| Box::new(src.at_value(&format!("params.{name}"), m)))?;
+                let v = resolver
+                    .get(name, &point)
+                    .map_err(|m| Box::new(src.at_value(&format!("params.{name}"), m)))?;
                 inst.shared.insert(name.clone(), v);
             }
             inst.stage = i;
             inst.resources = st.resources.clone();
             for n in &def.needs {
                 let u = index[n.stage.as_str()];
-                let shared_axes: Vec<&String> = stages[u].axes.iter().filter(|a| point.contains_key(*a)).collect();
+                let shared_axes: Vec<&String> = stages[u]
+                    .axes
+                    .iter()
+                    .filter(|a| point.contains_key(*a))
+                    .collect();
                 let matching: Vec<usize> = by_stage[u]
                     .iter()
                     .copied()
-                    .filter(|&j| shared_axes.iter().all(|a| instances[j].point.get(*a) == point.get(*a)))
+                    .filter(|&j| {
+                        shared_axes
+                            .iter()
+                            .all(|a| instances[j].point.get(*a) == point.get(*a))
+                    })
                     .collect();
                 debug_assert!(n.gather || matching.len() == 1);
-                inst.inputs.push(InputRef { stage: n.stage.clone(), gather: n.gather, instances: matching });
+                inst.inputs.push(InputRef {
+                    stage: n.stage.clone(),
+                    gather: n.gather,
+                    instances: matching,
+                });
             }
-            kinds.get(&def.kind).expect("known kind").check_instance(&inst).map_err(|(at, msg)| {
-                let (s, p) = def.param_origin.get(&at).cloned().unwrap_or((src.clone(), def.path.clone()));
-                Box::new(s.at_value(&p, format!("{}: {msg}", inst.label)))
-            })?;
+            kinds
+                .get(&def.kind)
+                .expect("known kind")
+                .check_instance(&inst)
+                .map_err(|(at, msg)| {
+                    let (s, p) = def
+                        .param_origin
+                        .get(&at)
+                        .cloned()
+                        .unwrap_or((src.clone(), def.path.clone()));
+                    Box::new(s.at_value(&p, format!("{}: {msg}", inst.label)))
+                })?;
             by_stage[i].push(instances.len());
             instances.push(inst);
         }
     }
-    Ok(Pipeline { name, source: src, dir, axes, points, stages, instances })
+    Ok(Pipeline {
+        name,
+        source: src,
+        dir,
+        axes,
+        points,
+        stages,
+        instances,
+    })
 }
 
 /// For each pipeline param, the axes it references (through other params too).
@@ -144,9 +194,13 @@ fn pipeline_param_axes(
                 if trail.contains(p) {
                     let mut cycle = trail.clone();
                     cycle.push(p.clone());
-                    return Err(Box::new(
-                        src.at_value(&format!("params.{k}"), format!("params reference each other in a cycle: {}", cycle.join(" -> "))),
-                    ));
+                    return Err(Box::new(src.at_value(
+                        &format!("params.{k}"),
+                        format!(
+                            "params reference each other in a cycle: {}",
+                            cycle.join(" -> ")
+                        ),
+                    )));
                 }
                 let mut t = trail.clone();
                 t.push(p.clone());
@@ -163,12 +217,23 @@ fn check_axis(a: &str, axes: &[String], src: &Source, path: &str) -> Result<(), 
         return Ok(());
     }
     let names: Vec<&str> = axes.iter().map(String::as_str).collect();
-    Err(Box::new(src.at_value(path, format!("unknown matrix axis `{a}`")).with_hint(suggest(a, &names, "axes"))))
+    Err(Box::new(
+        src.at_value(path, format!("unknown matrix axis `{a}`"))
+            .with_hint(suggest(a, &names, "axes")),
+    ))
 }
 
-fn unknown_param(p: &[String], params: &Map<String, Json>, src: &Source, path: &str) -> Box<Diagnostic> {
+fn unknown_param(
+    p: &[String],
+    params: &Map<String, Json>,
+    src: &Source,
+    path: &str,
+) -> Box<Diagnostic> {
     let names: Vec<&str> = params.keys().map(String::as_str).collect();
-    Box::new(src.at_value(path, format!("unknown param `{}`", p.join("."))).with_hint(suggest(&p[0], &names, "pipeline params")))
+    Box::new(
+        src.at_value(path, format!("unknown param `{}`", p.join(".")))
+            .with_hint(suggest(&p[0], &names, "pipeline params")),
+    )
 }
 
 /// Check a stage's references; return the axes it references (directly or via pipeline
@@ -179,17 +244,25 @@ fn stage_refs(
     param_axes: &HashMap<String, BTreeSet<String>>,
     axes: &[String],
 ) -> Result<(BTreeSet<String>, BTreeSet<String>), Box<Diagnostic>> {
-    let mut found: Vec<(Arc<Source>, String, Result<Ref, String>, bool)> = Vec::new();
+    // (file, YAML path, reference, whether the stage's own params are in scope)
+    type Found = (Arc<Source>, String, Result<Ref, String>, bool);
+    let mut found: Vec<Found> = Vec::new();
     for (k, v) in &def.params {
         let (s, p) = def.param_origin[k].clone();
         let mut refs = Vec::new();
         interp::refs_in_value(v, "", &mut refs);
-        found.extend(refs.into_iter().map(|(sub, r)| (s.clone(), join(&p, &sub), r, false)));
+        found.extend(
+            refs.into_iter()
+                .map(|(sub, r)| (s.clone(), join(&p, &sub), r, false)),
+        );
     }
     if let Some((cmd, s, p)) = &def.cmd {
         let mut refs = Vec::new();
         interp::refs_in_value(cmd, "", &mut refs);
-        found.extend(refs.into_iter().map(|(sub, r)| (s.clone(), join(p, &sub), r, true)));
+        found.extend(
+            refs.into_iter()
+                .map(|(sub, r)| (s.clone(), join(p, &sub), r, true)),
+        );
     }
     for (d, s, p) in &def.deps {
         match interp::refs_in(d) {
@@ -215,7 +288,10 @@ fn stage_refs(
                 if !shared.contains_key(&p[0]) {
                     let mut b = unknown_param(&p, shared, &s, &path);
                     if !stage_scope && def.params.contains_key(&p[0]) {
-                        b.hint = Some("inside `params`, `${params.x}` names the pipeline's shared params".into());
+                        b.hint = Some(
+                            "inside `params`, `${params.x}` names the pipeline's shared params"
+                                .into(),
+                        );
                     }
                     return Err(b);
                 }
@@ -243,39 +319,71 @@ fn join(a: &str, b: &str) -> String {
 fn order_stages(defs: &[StageDef], src: &Source) -> Result<Vec<usize>, Box<Diagnostic>> {
     let mut g: DiGraph<usize, ()> = DiGraph::new();
     let nodes: Vec<NodeIndex> = (0..defs.len()).map(|i| g.add_node(i)).collect();
-    let index: HashMap<&str, usize> = defs.iter().enumerate().map(|(i, d)| (d.name.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = defs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.name.as_str(), i))
+        .collect();
     let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
     for (i, d) in defs.iter().enumerate() {
         for (k, n) in d.needs.iter().enumerate() {
             let Some(&u) = index.get(n.stage.as_str()) else {
                 let others: Vec<&str> = names.iter().copied().filter(|x| *x != d.name).collect();
                 return Err(Box::new(
-                    src.at_value(&format!("{}.needs.{k}", d.path), format!("stage `{}` needs unknown stage `{}`", d.name, n.stage))
-                        .with_hint(suggest(&n.stage, &others, "stages")),
+                    src.at_value(
+                        &format!("{}.needs.{k}", d.path),
+                        format!("stage `{}` needs unknown stage `{}`", d.name, n.stage),
+                    )
+                    .with_hint(suggest(&n.stage, &others, "stages")),
                 ));
             };
             g.update_edge(nodes[u], nodes[i], ());
         }
     }
-    if let Err(cycle) = petgraph::algo::toposort(&g, None) {
-        let start = g[cycle.node_id()];
-        let path = find_cycle(defs, &index, start);
+    if petgraph::algo::toposort(&g, None).is_err() {
+        // Report the cycle through the first stage (in file order) that is on one.
+        let path = (0..defs.len())
+            .find_map(|i| find_cycle(defs, &index, i))
+            .expect("toposort found a cycle");
         let first = &defs[path[0]];
         let second = &defs[path[1 % path.len()]];
-        let k = first.needs.iter().position(|n| n.stage == second.name).unwrap_or(0);
-        let text = path.iter().chain(std::iter::once(&path[0])).rev().map(|&i| defs[i].name.as_str()).collect::<Vec<_>>().join(" -> ");
+        let k = first
+            .needs
+            .iter()
+            .position(|n| n.stage == second.name)
+            .unwrap_or(0);
+        let text = path
+            .iter()
+            .chain(std::iter::once(&path[0]))
+            .map(|&i| defs[i].name.as_str())
+            .collect::<Vec<_>>()
+            .join(" -> ");
         return Err(Box::new(
             src.at_value(&format!("{}.needs.{k}", first.path), format!("the stages form a cycle: {text}"))
-                .with_hint("remove one of these `needs` so that the stages form a DAG"),
+                .with_hint("each arrow reads \"needs\"; remove one of these `needs` so that the stages form a DAG"),
         ));
     }
-    let mut indeg: Vec<usize> = defs.iter().map(|d| d.needs.iter().map(|n| &n.stage).collect::<BTreeSet<_>>().len()).collect();
+    let mut indeg: Vec<usize> = defs
+        .iter()
+        .map(|d| {
+            d.needs
+                .iter()
+                .map(|n| &n.stage)
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
+        .collect();
     let mut done = Vec::new();
     let mut ready: BTreeSet<usize> = (0..defs.len()).filter(|&i| indeg[i] == 0).collect();
     while let Some(i) = ready.pop_first() {
         done.push(i);
         for (j, d) in defs.iter().enumerate() {
-            if d.needs.iter().map(|n| &n.stage).collect::<BTreeSet<_>>().contains(&defs[i].name) {
+            if d.needs
+                .iter()
+                .map(|n| &n.stage)
+                .collect::<BTreeSet<_>>()
+                .contains(&defs[i].name)
+            {
                 indeg[j] -= 1;
                 if indeg[j] == 0 {
                     ready.insert(j);
@@ -287,8 +395,15 @@ fn order_stages(defs: &[StageDef], src: &Source) -> Result<Vec<usize>, Box<Diagn
 }
 
 /// A cycle through `start`, following `needs` edges: [start, needed-by-start, ...].
-fn find_cycle(defs: &[StageDef], index: &HashMap<&str, usize>, start: usize) -> Vec<usize> {
-    fn dfs(cur: usize, start: usize, defs: &[StageDef], index: &HashMap<&str, usize>, trail: &mut Vec<usize>, seen: &mut BTreeSet<usize>) -> bool {
+fn find_cycle(defs: &[StageDef], index: &HashMap<&str, usize>, start: usize) -> Option<Vec<usize>> {
+    fn dfs(
+        cur: usize,
+        start: usize,
+        defs: &[StageDef],
+        index: &HashMap<&str, usize>,
+        trail: &mut Vec<usize>,
+        seen: &mut BTreeSet<usize>,
+    ) -> bool {
         for n in &defs[cur].needs {
             let u = index[n.stage.as_str()];
             if u == start {
@@ -306,8 +421,7 @@ fn find_cycle(defs: &[StageDef], index: &HashMap<&str, usize>, start: usize) -> 
     }
     let mut trail = vec![start];
     let mut seen = BTreeSet::from([start]);
-    dfs(start, start, defs, index, &mut trail, &mut seen);
-    trail
+    dfs(start, start, defs, index, &mut trail, &mut seen).then_some(trail)
 }
 
 /// Resolves pipeline params at a point, memoised per (param, point).
@@ -318,11 +432,18 @@ struct ParamResolver<'a> {
 
 impl ParamResolver<'_> {
     fn get(&mut self, name: &str, point: &Point) -> Result<Json, String> {
-        let memo_key = (name.to_owned(), serde_json::to_string(point).unwrap_or_default());
+        let memo_key = (
+            name.to_owned(),
+            serde_json::to_string(point).unwrap_or_default(),
+        );
         if let Some(v) = self.memo.get(&memo_key) {
             return Ok(v.clone());
         }
-        let raw = self.params.get(name).ok_or_else(|| format!("unknown param `{name}`"))?.clone();
+        let raw = self
+            .params
+            .get(name)
+            .ok_or_else(|| format!("unknown param `{name}`"))?
+            .clone();
         let v = interp::interpolate(&raw, &mut |r| self.lookup(r, point))?;
         self.memo.insert(memo_key, v.clone());
         Ok(v)
@@ -330,10 +451,14 @@ impl ParamResolver<'_> {
 
     fn lookup(&mut self, r: &Ref, point: &Point) -> Result<Json, String> {
         match r {
-            Ref::Matrix(a) => point.get(a).cloned().ok_or_else(|| format!("axis `{a}` is not set here")),
+            Ref::Matrix(a) => point
+                .get(a)
+                .cloned()
+                .ok_or_else(|| format!("axis `{a}` is not set here")),
             Ref::Param(p) => {
                 let top = self.get(&p[0], point)?;
-                descend(&top, &p[1..]).ok_or_else(|| format!("`{}` has no `{}`", p[0], p[1..].join(".")))
+                descend(&top, &p[1..])
+                    .ok_or_else(|| format!("`{}` has no `{}`", p[0], p[1..].join(".")))
             }
         }
     }
@@ -359,18 +484,24 @@ fn instantiate(
     let mut params = Map::new();
     for (k, v) in &def.params {
         let (s, p) = &def.param_origin[k];
-        let rv = interp::interpolate(v, &mut |r| res.lookup(r, point)).map_err(|m| Box::new(s.at_value(p, m)))?;
+        let rv = interp::interpolate(v, &mut |r| res.lookup(r, point))
+            .map_err(|m| Box::new(s.at_value(p, m)))?;
         params.insert(k.clone(), rv);
     }
     let (seed, seed_at) = match params.remove("seed") {
         Some(s) => (s, def.param_origin["seed"].clone()),
-        None if res.params.contains_key("seed") => {
-            (res.get("seed", point).map_err(|m| Box::new(src.at_value("params.seed", m)))?, (src.clone(), "params.seed".to_owned()))
-        }
+        None if res.params.contains_key("seed") => (
+            res.get("seed", point)
+                .map_err(|m| Box::new(src.at_value("params.seed", m)))?,
+            (src.clone(), "params.seed".to_owned()),
+        ),
         None => (Json::from(0), (src.clone(), String::new())),
     };
     if !seed.is_i64() && !seed.is_u64() {
-        return Err(Box::new(seed_at.0.at_value(&seed_at.1, format!("`seed` must be an integer, found `{seed}`"))));
+        return Err(Box::new(seed_at.0.at_value(
+            &seed_at.1,
+            format!("`seed` must be an integer, found `{seed}`"),
+        )));
     }
     // cmd and deps: the stage's own params first, then the shared ones.
     let mut stage_scope = |r: &Ref| -> Result<Json, String> {
@@ -379,21 +510,31 @@ fn instantiate(
                 return descend(&seed, &p[1..]).ok_or_else(|| "`seed` has no fields".to_owned());
             }
             if let Some(v) = params.get(&p[0]) {
-                return descend(v, &p[1..]).ok_or_else(|| format!("`{}` has no `{}`", p[0], p[1..].join(".")));
+                return descend(v, &p[1..])
+                    .ok_or_else(|| format!("`{}` has no `{}`", p[0], p[1..].join(".")));
             }
         }
         res.lookup(r, point)
     };
     let mut spec = Map::new();
     if let Some((cmd, s, p)) = &def.cmd {
-        let c = interp::interpolate(cmd, &mut stage_scope).map_err(|m| Box::new(s.at_value(p, m)))?;
+        let c =
+            interp::interpolate(cmd, &mut stage_scope).map_err(|m| Box::new(s.at_value(p, m)))?;
         spec.insert("cmd".into(), c);
         spec.insert("shell".into(), Json::Bool(def.shell));
     }
     let mut deps = Vec::new();
     for (d, s, p) in &def.deps {
-        let rel = interp::as_text(&interp::interpolate(&Json::String(d.clone()), &mut stage_scope).map_err(|m| Box::new(s.at_value(p, m)))?);
-        deps.push(Dep { abs: dir.join(&rel), rel, origin: s.clone(), yaml_path: p.clone() });
+        let rel = interp::as_text(
+            &interp::interpolate(&Json::String(d.clone()), &mut stage_scope)
+                .map_err(|m| Box::new(s.at_value(p, m)))?,
+        );
+        deps.push(Dep {
+            abs: dir.join(&rel),
+            rel,
+            origin: s.clone(),
+            yaml_path: p.clone(),
+        });
     }
     Ok(Instance {
         stage: 0,

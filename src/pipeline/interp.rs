@@ -37,7 +37,9 @@ fn parse_ref(body: &str) -> Result<Ref, String> {
         "params" if !bad_path => Ok(Ref::Param(rest.split('.').map(str::to_owned).collect())),
         "matrix" if !bad_path && !rest.contains('.') => Ok(Ref::Matrix(rest.to_owned())),
         "params" | "matrix" => Err(format!("malformed reference `${{{body}}}`")),
-        _ => Err(format!("unknown reference `${{{body}}}`: references start with `params.` or `matrix.`")),
+        _ => Err(format!(
+            "unknown reference `${{{body}}}`: references start with `params.` or `matrix.`"
+        )),
     }
 }
 
@@ -52,7 +54,9 @@ fn pieces(s: &str) -> Result<Vec<Piece<'_>>, String> {
             text.push_str("${");
             rest = stripped;
         } else if let Some(body_start) = after.strip_prefix('{') {
-            let end = body_start.find('}').ok_or_else(|| format!("unterminated `${{` in `{s}`"))?;
+            let end = body_start
+                .find('}')
+                .ok_or_else(|| format!("unterminated `${{` in `{s}`"))?;
             text.push_str(&rest[..i]);
             if !text.is_empty() {
                 out.push(Piece::Text(std::mem::take(&mut text).into()));
@@ -73,7 +77,10 @@ fn pieces(s: &str) -> Result<Vec<Piece<'_>>, String> {
 
 /// Every reference in a string.
 pub fn refs_in(s: &str) -> Result<Vec<Ref>, String> {
-    Ok(pieces(s)?.into_iter().filter_map(|p| if let Piece::Ref(r) = p { Some(r) } else { None }).collect())
+    Ok(pieces(s)?
+        .into_iter()
+        .filter_map(|p| if let Piece::Ref(r) = p { Some(r) } else { None })
+        .collect())
 }
 
 /// Every reference in a value, with the dotted sub-path of the string that holds it.
@@ -83,8 +90,13 @@ pub fn refs_in_value(v: &Json, path: &str, out: &mut Vec<(String, Result<Ref, St
             Ok(rs) => out.extend(rs.into_iter().map(|r| (path.to_owned(), Ok(r)))),
             Err(e) => out.push((path.to_owned(), Err(e))),
         },
-        Json::Array(a) => a.iter().enumerate().for_each(|(i, x)| refs_in_value(x, &sub(path, &i.to_string()), out)),
-        Json::Object(m) => m.iter().for_each(|(k, x)| refs_in_value(x, &sub(path, k), out)),
+        Json::Array(a) => a
+            .iter()
+            .enumerate()
+            .for_each(|(i, x)| refs_in_value(x, &sub(path, &i.to_string()), out)),
+        Json::Object(m) => m
+            .iter()
+            .for_each(|(k, x)| refs_in_value(x, &sub(path, k), out)),
         _ => {}
     }
 }
@@ -106,7 +118,10 @@ pub fn as_text(v: &Json) -> String {
 }
 
 /// Replace every reference in `v` using `lookup`.
-pub fn interpolate(v: &Json, lookup: &mut dyn FnMut(&Ref) -> Result<Json, String>) -> Result<Json, String> {
+pub fn interpolate(
+    v: &Json,
+    lookup: &mut dyn FnMut(&Ref) -> Result<Json, String>,
+) -> Result<Json, String> {
     Ok(match v {
         Json::String(s) => {
             let mut ps = pieces(s)?;
@@ -124,10 +139,16 @@ pub fn interpolate(v: &Json, lookup: &mut dyn FnMut(&Ref) -> Result<Json, String
             }
             Json::String(out)
         }
-        Json::Array(a) => Json::Array(a.iter().map(|x| interpolate(x, lookup)).collect::<Result<_, _>>()?),
-        Json::Object(m) => {
-            Json::Object(m.iter().map(|(k, x)| Ok((k.clone(), interpolate(x, lookup)?))).collect::<Result<_, String>>()?)
-        }
+        Json::Array(a) => Json::Array(
+            a.iter()
+                .map(|x| interpolate(x, lookup))
+                .collect::<Result<_, _>>()?,
+        ),
+        Json::Object(m) => Json::Object(
+            m.iter()
+                .map(|(k, x)| Ok((k.clone(), interpolate(x, lookup)?)))
+                .collect::<Result<_, String>>()?,
+        ),
         other => other.clone(),
     })
 }
@@ -161,17 +182,34 @@ mod tests {
 
     #[test]
     fn whole_reference_keeps_type_and_splices_in_text() {
-        assert_eq!(interpolate(&json!("${params.lr}"), &mut look).unwrap(), json!(0.5));
-        assert_eq!(interpolate(&json!("lr=${params.lr},l=${matrix.lambda_c}"), &mut look).unwrap(), json!("lr=0.5,l=10"));
-        assert_eq!(interpolate(&json!(["a", {"b": "${matrix.lambda_c}"}]), &mut look).unwrap(), json!(["a", {"b": 10}]));
+        assert_eq!(
+            interpolate(&json!("${params.lr}"), &mut look).unwrap(),
+            json!(0.5)
+        );
+        assert_eq!(
+            interpolate(&json!("lr=${params.lr},l=${matrix.lambda_c}"), &mut look).unwrap(),
+            json!("lr=0.5,l=10")
+        );
+        assert_eq!(
+            interpolate(&json!(["a", {"b": "${matrix.lambda_c}"}]), &mut look).unwrap(),
+            json!(["a", {"b": 10}])
+        );
     }
 
     #[test]
     fn escapes_and_errors() {
-        assert_eq!(interpolate(&json!("cost $5 $${x}"), &mut look).unwrap(), json!("cost $5 ${x}"));
+        assert_eq!(
+            interpolate(&json!("cost $5 $${x}"), &mut look).unwrap(),
+            json!("cost $5 ${x}")
+        );
         assert!(refs_in("${params.lr").unwrap_err().contains("unterminated"));
-        assert!(refs_in("${foo.bar}").unwrap_err().contains("unknown reference"));
+        assert!(refs_in("${foo.bar}")
+            .unwrap_err()
+            .contains("unknown reference"));
         assert!(refs_in("${matrix.a.b}").unwrap_err().contains("malformed"));
-        assert_eq!(refs_in("${params.a.b}").unwrap(), vec![Ref::Param(vec!["a".into(), "b".into()])]);
+        assert_eq!(
+            refs_in("${params.a.b}").unwrap(),
+            vec![Ref::Param(vec!["a".into(), "b".into()])]
+        );
     }
 }

@@ -43,9 +43,13 @@ pub struct Shared {
 
 /// Load and validate a pipeline file. `sets` are `--set key=value` overrides.
 pub fn load(path: &Path, sets: &[String], kinds: &Registry) -> Result<Pipeline, PipelineError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Read { path: path.to_owned(), source: e })?;
+    let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Read {
+        path: path.to_owned(),
+        source: e,
+    })?;
     let src = Arc::new(Source::new(path.to_owned(), text));
-    let raw: RawPipeline = serde_norway::from_str(&src.text).map_err(|e| Box::new(src.from_serde(&e)))?;
+    let raw: RawPipeline =
+        serde_norway::from_str(&src.text).map_err(|e| Box::new(src.from_serde(&e)))?;
     let dir = absolute_dir(path)?;
 
     let mut shared = Shared {
@@ -71,20 +75,33 @@ pub fn load(path: &Path, sets: &[String], kinds: &Registry) -> Result<Pipeline, 
     let mut defs = Vec::new();
     for (name, stage) in &raw.stages {
         let spath = format!("stages.{name}");
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || name.is_empty() {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || name.is_empty()
+        {
             return Err(Box::new(
-                src.at_key(&spath, format!("invalid stage name `{name}`")).with_hint("stage names use letters, digits, `_` and `-`"),
+                src.at_key(&spath, format!("invalid stage name `{name}`"))
+                    .with_hint("stage names use letters, digits, `_` and `-`"),
             )
             .into());
         }
         let template = match &stage.use_ {
-            Some(u) => Some(load_template(u, &dir, &src, &format!("{spath}.use"), &mut templates)?),
+            Some(u) => Some(load_template(
+                u,
+                &dir,
+                &src,
+                &format!("{spath}.use"),
+                &mut templates,
+            )?),
             None => None,
         };
         let mut def = merge(name, stage, template.as_ref(), &src, &raw.resources, kinds)?;
         for (keypath, value) in stage_sets.remove(name).unwrap_or_default() {
             set_path(&mut def.params, &keypath, value);
-            def.param_origin.entry(keypath[0].clone()).or_insert_with(|| (src.clone(), format!("{spath}.params")));
+            def.param_origin
+                .entry(keypath[0].clone())
+                .or_insert_with(|| (src.clone(), format!("{spath}.params")));
         }
         defs.push(def);
     }
@@ -92,8 +109,14 @@ pub fn load(path: &Path, sets: &[String], kinds: &Registry) -> Result<Pipeline, 
 }
 
 fn absolute_dir(path: &Path) -> Result<PathBuf, PipelineError> {
-    let abs = std::path::absolute(path).map_err(|e| PipelineError::Read { path: path.to_owned(), source: e })?;
-    Ok(abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/")))
+    let abs = std::path::absolute(path).map_err(|e| PipelineError::Read {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    Ok(abs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/")))
 }
 
 /// Find `stages/x.yaml` relative to the pipeline's folder or any folder above it.
@@ -121,9 +144,13 @@ fn load_template(
     if let Some(t) = cache.get(&found) {
         return Ok(t.clone());
     }
-    let text = std::fs::read_to_string(&found).map_err(|e| PipelineError::Read { path: found.clone(), source: e })?;
+    let text = std::fs::read_to_string(&found).map_err(|e| PipelineError::Read {
+        path: found.clone(),
+        source: e,
+    })?;
     let tsrc = Arc::new(Source::new(found.clone(), text));
-    let t: RawStage = serde_norway::from_str(&tsrc.text).map_err(|e| Box::new(tsrc.from_serde(&e)))?;
+    let t: RawStage =
+        serde_norway::from_str(&tsrc.text).map_err(|e| Box::new(tsrc.from_serde(&e)))?;
     if t.use_.is_some() || t.needs.is_some() {
         let key = if t.use_.is_some() { "use" } else { "needs" };
         return Err(Box::new(tsrc.at_key(key, format!("a template cannot set `{key}`"))).into());
@@ -145,28 +172,49 @@ fn merge(
 ) -> Result<StageDef, PipelineError> {
     let spath = format!("stages.{name}");
     if stage.open_params.is_some() {
-        return Err(Box::new(src.at_key(&format!("{spath}.open_params"), "`open_params` belongs in a template")).into());
+        return Err(Box::new(src.at_key(
+            &format!("{spath}.open_params"),
+            "`open_params` belongs in a template",
+        ))
+        .into());
     }
     let kind = match (&stage.kind, template.and_then(|(_, t)| t.kind.clone())) {
         (Some(k), Some(tk)) if *k != tk => {
-            return Err(Box::new(
-                src.at_value(&format!("{spath}.kind"), format!("stage kind `{k}` differs from its template's kind `{tk}`")),
-            )
+            return Err(Box::new(src.at_value(
+                &format!("{spath}.kind"),
+                format!("stage kind `{k}` differs from its template's kind `{tk}`"),
+            ))
             .into())
         }
         (Some(k), _) => k.clone(),
         (None, Some(tk)) => tk,
         (None, None) => {
-            return Err(Box::new(src.at_key(&spath, format!("stage `{name}` has no `kind`")).with_hint(format!(
-                "add `kind: <kind>` (one of {}) or `use: stages/<kind>.yaml`",
-                kinds.names().iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-            )))
+            return Err(Box::new(
+                src.at_key(&spath, format!("stage `{name}` has no `kind`"))
+                    .with_hint(format!(
+                        "add `kind: <kind>` (one of {}) or `use: stages/<kind>.yaml`",
+                        kinds
+                            .names()
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+            )
             .into())
         }
     };
     if kinds.get(&kind).is_none() {
-        let at = if stage.kind.is_some() { format!("{spath}.kind") } else { format!("{spath}.use") };
-        return Err(Box::new(src.at_value(&at, format!("unknown stage kind `{kind}`")).with_hint(suggest(&kind, &kinds.names(), "known kinds"))).into());
+        let at = if stage.kind.is_some() {
+            format!("{spath}.kind")
+        } else {
+            format!("{spath}.use")
+        };
+        return Err(Box::new(
+            src.at_value(&at, format!("unknown stage kind `{kind}`"))
+                .with_hint(suggest(&kind, &kinds.names(), "known kinds")),
+        )
+        .into());
     }
 
     // Params: template values, then the stage's.
@@ -182,14 +230,24 @@ fn merge(
     }
     if let Some(sp) = &stage.params {
         let own = yaml_map_to_json(sp, &format!("{spath}.params"), src)?;
-        let strict = template.map(|(_, t)| !t.open_params.unwrap_or(false)).unwrap_or(false);
+        let strict = template
+            .map(|(_, t)| !t.open_params.unwrap_or(false))
+            .unwrap_or(false);
         for (k, v) in own {
             if strict && !params.contains_key(&k) && k != "seed" {
                 let known: Vec<&str> = params.keys().map(String::as_str).collect();
-                let tname = template.map(|(s, _)| s.path.display().to_string()).unwrap_or_default();
+                let tname = template
+                    .map(|(s, _)| s.path.display().to_string())
+                    .unwrap_or_default();
                 return Err(Box::new(
-                    src.at_key(&format!("{spath}.params.{k}"), format!("unknown param `{k}` for a `{kind}` stage"))
-                        .with_hint(format!("{} (the params of `{tname}`)", suggest(&k, &known, "known params"))),
+                    src.at_key(
+                        &format!("{spath}.params.{k}"),
+                        format!("unknown param `{k}` for a `{kind}` stage"),
+                    )
+                    .with_hint(format!(
+                        "{} (the params of `{tname}`)",
+                        suggest(&k, &known, "known params")
+                    )),
                 )
                 .into());
             }
@@ -203,7 +261,11 @@ fn merge(
         None => (None, None),
     };
     let cmd = match (&stage.cmd, t.and_then(|t| t.cmd.as_ref())) {
-        (Some(c), _) => Some((yaml_to_json(c, &format!("{spath}.cmd"), src)?, src.clone(), format!("{spath}.cmd"))),
+        (Some(c), _) => Some((
+            yaml_to_json(c, &format!("{spath}.cmd"), src)?,
+            src.clone(),
+            format!("{spath}.cmd"),
+        )),
         (None, Some(c)) => {
             let ts = tsrc.expect("template source");
             Some((yaml_to_json(c, "cmd", ts)?, ts.clone(), "cmd".to_owned()))
@@ -212,10 +274,17 @@ fn merge(
     };
     let shell = stage.shell.or(t.and_then(|t| t.shell)).unwrap_or(false);
     let deps = match (&stage.deps, t.and_then(|t| t.deps.as_ref())) {
-        (Some(d), _) => d.iter().enumerate().map(|(i, s)| (s.clone(), src.clone(), format!("{spath}.deps.{i}"))).collect(),
+        (Some(d), _) => d
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.clone(), src.clone(), format!("{spath}.deps.{i}")))
+            .collect(),
         (None, Some(d)) => {
             let ts = tsrc.expect("template source");
-            d.iter().enumerate().map(|(i, s)| (s.clone(), ts.clone(), format!("deps.{i}"))).collect()
+            d.iter()
+                .enumerate()
+                .map(|(i, s)| (s.clone(), ts.clone(), format!("deps.{i}")))
+                .collect()
         }
         (None, None) => Vec::new(),
     };
@@ -226,7 +295,11 @@ fn merge(
         .or(&t.and_then(|t| t.resources.clone()).unwrap_or_default())
         .or(default_resources);
     if resources.cpus == Some(0) {
-        return Err(Box::new(src.at_value(&format!("{spath}.resources.cpus"), "`cpus` must be at least 1")).into());
+        return Err(Box::new(src.at_value(
+            &format!("{spath}.resources.cpus"),
+            "`cpus` must be at least 1",
+        ))
+        .into());
     }
 
     let mut needs = Vec::new();
@@ -242,14 +315,39 @@ fn merge(
             )
             .into());
         }
-        needs.push(Need { stage: stage_name.to_owned(), gather });
+        if needs.iter().any(|x: &Need| x.stage == stage_name) {
+            return Err(Box::new(src.at_value(
+                &format!("{spath}.needs.{i}"),
+                format!("stage `{stage_name}` is needed twice"),
+            ))
+            .into());
+        }
+        needs.push(Need {
+            stage: stage_name.to_owned(),
+            gather,
+        });
     }
 
-    let def = StageDef { name: name.to_owned(), kind, needs, params, param_origin, cmd, shell, deps, resources, path: spath };
+    let def = StageDef {
+        name: name.to_owned(),
+        kind,
+        needs,
+        params,
+        param_origin,
+        cmd,
+        shell,
+        deps,
+        resources,
+        path: spath,
+    };
     let k = kinds.get(&def.kind).expect("checked above");
     k.check_def(&def).map_err(|(at, msg, hint)| {
         let (s, p) = match at.as_str() {
-            "cmd" => def.cmd.as_ref().map(|(_, s, p)| (s.clone(), p.clone())).unwrap_or((src.clone(), def.path.clone())),
+            "cmd" => def
+                .cmd
+                .as_ref()
+                .map(|(_, s, p)| (s.clone(), p.clone()))
+                .unwrap_or((src.clone(), def.path.clone())),
             other => (src.clone(), format!("{}.{other}", def.path)),
         };
         Box::new(s.at_value(&p, msg).with_hint_opt(hint))
@@ -275,7 +373,9 @@ fn set_path(root: &mut Map<String, Json>, path: &[String], value: Json) {
     let (last, parents) = path.split_last().expect("non-empty path");
     let mut cur = root;
     for p in parents {
-        let entry = cur.entry(p.clone()).or_insert_with(|| Json::Object(Map::new()));
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| Json::Object(Map::new()));
         if !entry.is_object() {
             *entry = Json::Object(Map::new());
         }
@@ -291,15 +391,28 @@ fn apply_set(
     stage_sets: &mut BTreeMap<String, Vec<(Vec<String>, Json)>>,
     stages: &IndexMap<String, RawStage>,
 ) -> Result<(), PipelineError> {
-    let bad = |msg: String, hint: &str| PipelineError::Set { arg: s.to_owned(), message: msg, hint: hint.to_owned() };
-    let (key, val) = s.split_once('=').ok_or_else(|| bad("expected `key=value`".into(), "e.g. `--set params.lambda_c=10`"))?;
+    let bad = |msg: String, hint: &str| PipelineError::Set {
+        arg: s.to_owned(),
+        message: msg,
+        hint: hint.to_owned(),
+    };
+    let (key, val) = s.split_once('=').ok_or_else(|| {
+        bad(
+            "expected `key=value`".into(),
+            "e.g. `--set params.lambda_c=10`",
+        )
+    })?;
     let path: Vec<String> = key.trim().split('.').map(str::to_owned).collect();
     if path.iter().any(String::is_empty) {
-        return Err(bad(format!("malformed key `{key}`"), "keys are dotted paths such as `params.lr`"));
+        return Err(bad(
+            format!("malformed key `{key}`"),
+            "keys are dotted paths such as `params.lr`",
+        ));
     }
     let value: Json = match serde_norway::from_str::<Yaml>(val) {
         Ok(Yaml::Null) if val.trim().is_empty() => Json::String(String::new()),
-        Ok(y) => yaml_to_json_plain(&y).map_err(|m| bad(m, "values are YAML: `1`, `0.1`, `abc`, `[1, 2]`"))?,
+        Ok(y) => yaml_to_json_plain(&y)
+            .map_err(|m| bad(m, "values are YAML: `1`, `0.1`, `abc`, `[1, 2]`"))?,
         Err(_) => Json::String(val.to_owned()),
     };
     match path[0].as_str() {
@@ -314,9 +427,15 @@ fn apply_set(
         "stages" if path.len() >= 4 && path[2] == "params" => {
             if !stages.contains_key(&path[1]) {
                 let names: Vec<&str> = stages.keys().map(String::as_str).collect();
-                return Err(bad(format!("unknown stage `{}`", path[1]), &suggest(&path[1], &names, "stages")));
+                return Err(bad(
+                    format!("unknown stage `{}`", path[1]),
+                    &suggest(&path[1], &names, "stages"),
+                ));
             }
-            stage_sets.entry(path[1].clone()).or_default().push((path[3..].to_vec(), value));
+            stage_sets
+                .entry(path[1].clone())
+                .or_default()
+                .push((path[3..].to_vec(), value));
         }
         _ => {
             return Err(bad(
@@ -328,8 +447,14 @@ fn apply_set(
     Ok(())
 }
 
-fn yaml_map_to_json(m: &IndexMap<String, Yaml>, path: &str, src: &Source) -> Result<Map<String, Json>, Box<Diagnostic>> {
-    m.iter().map(|(k, v)| Ok((k.clone(), yaml_to_json(v, &format!("{path}.{k}"), src)?))).collect()
+fn yaml_map_to_json(
+    m: &IndexMap<String, Yaml>,
+    path: &str,
+    src: &Source,
+) -> Result<Map<String, Json>, Box<Diagnostic>> {
+    m.iter()
+        .map(|(k, v)| Ok((k.clone(), yaml_to_json(v, &format!("{path}.{k}"), src)?)))
+        .collect()
 }
 
 /// YAML -> JSON, with a positioned error for what JSON cannot hold.
@@ -348,11 +473,17 @@ fn yaml_to_json_plain(v: &Yaml) -> Result<Json, String> {
                 Json::from(u)
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                serde_json::Number::from_f64(f).map(Json::Number).ok_or_else(|| format!("non-finite number `{n}` is not allowed"))?
+                serde_json::Number::from_f64(f)
+                    .map(Json::Number)
+                    .ok_or_else(|| format!("non-finite number `{n}` is not allowed"))?
             }
         }
         Yaml::String(s) => Json::String(s.clone()),
-        Yaml::Sequence(seq) => Json::Array(seq.iter().map(yaml_to_json_plain).collect::<Result<_, _>>()?),
+        Yaml::Sequence(seq) => Json::Array(
+            seq.iter()
+                .map(yaml_to_json_plain)
+                .collect::<Result<_, _>>()?,
+        ),
         Yaml::Mapping(m) => {
             let mut out = Map::new();
             for (k, v) in m {

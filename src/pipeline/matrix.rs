@@ -8,7 +8,10 @@ use crate::pipeline::model::Point;
 use crate::pipeline::source::Source;
 
 /// Axes in declaration order and every point of the sweep.
-pub fn expand(matrix: &IndexMap<String, Json>, src: &Source) -> Result<(Vec<String>, Vec<Point>), Box<Diagnostic>> {
+pub fn expand(
+    matrix: &IndexMap<String, Json>,
+    src: &Source,
+) -> Result<(Vec<String>, Vec<Point>), Box<Diagnostic>> {
     let mut axes: Vec<(String, Vec<Json>)> = Vec::new();
     for (name, v) in matrix {
         if name == "include" || name == "exclude" {
@@ -23,7 +26,11 @@ pub fn expand(matrix: &IndexMap<String, Json>, src: &Source) -> Result<(Vec<Stri
         }
         match v {
             Json::Array(vals) if !vals.is_empty() => axes.push((name.clone(), dedup(vals))),
-            Json::Array(_) => return Err(Box::new(src.at_value(&path, format!("axis `{name}` has no values")))),
+            Json::Array(_) => {
+                return Err(Box::new(
+                    src.at_value(&path, format!("axis `{name}` has no values")),
+                ))
+            }
             _ => {
                 return Err(Box::new(
                     src.at_value(&path, format!("axis `{name}` must be a list of values"))
@@ -48,7 +55,11 @@ pub fn expand(matrix: &IndexMap<String, Json>, src: &Source) -> Result<(Vec<Stri
     }
     if let Some(ex) = matrix.get("exclude") {
         let filters = point_list(ex, "matrix.exclude", &names, src, false)?;
-        points.retain(|p| !filters.iter().any(|f| f.iter().all(|(k, v)| p.get(k) == Some(v))));
+        points.retain(|p| {
+            !filters
+                .iter()
+                .any(|f| f.iter().all(|(k, v)| p.get(k) == Some(v)))
+        });
     }
     if let Some(inc) = matrix.get("include") {
         for p in point_list(inc, "matrix.include", &names, src, true)? {
@@ -58,13 +69,18 @@ pub fn expand(matrix: &IndexMap<String, Json>, src: &Source) -> Result<(Vec<Stri
         }
     }
     if points.is_empty() {
-        return Err(Box::new(src.at_key("matrix", "the matrix has no points left after `exclude`")));
+        return Err(Box::new(
+            src.at_key("matrix", "the matrix has no points left after `exclude`"),
+        ));
     }
     Ok((names, points))
 }
 
 fn valid_axis_name(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn dedup(vals: &[Json]) -> Vec<Json> {
@@ -78,15 +94,26 @@ fn dedup(vals: &[Json]) -> Vec<Json> {
 }
 
 /// A list of partial (exclude) or full (include) points.
-fn point_list(v: &Json, path: &str, axes: &[String], src: &Source, full: bool) -> Result<Vec<Point>, Box<Diagnostic>> {
+fn point_list(
+    v: &Json,
+    path: &str,
+    axes: &[String],
+    src: &Source,
+    full: bool,
+) -> Result<Vec<Point>, Box<Diagnostic>> {
     let Json::Array(items) = v else {
-        return Err(Box::new(src.at_value(path, format!("`{path}` must be a list of points")).with_hint("write `- {axis: value}` entries")));
+        return Err(Box::new(
+            src.at_value(path, format!("`{path}` must be a list of points"))
+                .with_hint("write `- {axis: value}` entries"),
+        ));
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let ipath = format!("{path}.{i}");
         let Json::Object(m) = item else {
-            return Err(Box::new(src.at_value(&ipath, "a matrix point must be a map of axis to value")));
+            return Err(Box::new(
+                src.at_value(&ipath, "a matrix point must be a map of axis to value"),
+            ));
         };
         let mut p = Point::new();
         for (k, val) in m {
@@ -118,16 +145,24 @@ mod tests {
     use serde_json::json;
 
     fn m(v: Json) -> IndexMap<String, Json> {
-        serde_json::from_value::<serde_json::Map<String, Json>>(v).unwrap().into_iter().collect()
+        serde_json::from_value::<serde_json::Map<String, Json>>(v)
+            .unwrap()
+            .into_iter()
+            .collect()
     }
 
     #[test]
     fn product_exclude_include() {
         let src = Source::new("t.yaml".into(), String::new());
-        let mx = m(json!({"a": [1, 2], "b": ["x", "y"], "exclude": [{"a": 1, "b": "y"}], "include": [{"a": 3, "b": "x"}]}));
+        let mx = m(
+            json!({"a": [1, 2], "b": ["x", "y"], "exclude": [{"a": 1, "b": "y"}], "include": [{"a": 3, "b": "x"}]}),
+        );
         let (axes, pts) = expand(&mx, &src).unwrap();
         assert_eq!(axes, vec!["a", "b"]);
-        let labels: Vec<String> = pts.iter().map(|p| crate::pipeline::model::point_label(p, &axes)).collect();
+        let labels: Vec<String> = pts
+            .iter()
+            .map(|p| crate::pipeline::model::point_label(p, &axes))
+            .collect();
         assert_eq!(labels, vec!["a=1,b=x", "a=2,b=x", "a=2,b=y", "a=3,b=x"]);
     }
 
@@ -135,6 +170,9 @@ mod tests {
     fn include_must_be_full() {
         let src = Source::new("t.yaml".into(), String::new());
         let mx = m(json!({"a": [1], "b": [2], "include": [{"a": 3}]}));
-        assert!(expand(&mx, &src).unwrap_err().message.contains("lacks axis `b`"));
+        assert!(expand(&mx, &src)
+            .unwrap_err()
+            .message
+            .contains("lacks axis `b`"));
     }
 }

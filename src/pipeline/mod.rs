@@ -21,7 +21,14 @@ pub enum PipelineError {
     #[error("{0}")]
     Diag(#[from] Box<Diagnostic>),
     #[error("cannot read `{}`: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("bad `--set {arg}`: {message}\n  = hint: {hint}")]
-    Set { arg: String, message: String, hint: String },
+    Set {
+        arg: String,
+        message: String,
+        hint: String,
+    },
 }

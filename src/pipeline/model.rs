@@ -102,7 +102,11 @@ impl Pipeline {
 /// `a=1,b=x` for a point, axes in the given order.
 pub fn point_label(point: &Point, axes: &[String]) -> String {
     axes.iter()
-        .filter_map(|a| point.get(a).map(|v| format!("{a}={}", crate::pipeline::interp::as_text(v))))
+        .filter_map(|a| {
+            point
+                .get(a)
+                .map(|v| format!("{a}={}", crate::pipeline::interp::as_text(v)))
+        })
         .collect::<Vec<_>>()
         .join(",")
 }

@@ -31,7 +31,10 @@ impl Source {
 
     /// Turn a serde_norway error into a diagnostic with its position and a hint.
     pub fn from_serde(&self, err: &serde_norway::Error) -> Diagnostic {
-        let pos = err.location().map(|l| crate::diag::Pos { line: l.line(), col: l.column() });
+        let pos = err.location().map(|l| crate::diag::Pos {
+            line: l.line(),
+            col: l.column(),
+        });
         let mut msg = err.to_string();
         if let Some(i) = msg.rfind(" at line ") {
             msg.truncate(i);

@@ -14,8 +14,14 @@ pub struct SpanIndex {
 }
 
 enum Frame {
-    Map { path: String, key: Option<(String, Pos)> },
-    Seq { path: String, next: usize },
+    Map {
+        path: String,
+        key: Option<(String, Pos)>,
+    },
+    Seq {
+        path: String,
+        next: usize,
+    },
 }
 
 fn join(parent: &str, child: &str) -> String {
@@ -34,7 +40,10 @@ impl SpanIndex {
         let mut stack: Vec<Frame> = Vec::new();
         let mut parser = Parser::new_from_str(text);
         while let Some(Ok((event, span))) = parser.next_event() {
-            let pos = Pos { line: span.start.line(), col: span.start.col() + 1 };
+            let pos = Pos {
+                line: span.start.line(),
+                col: span.start.col() + 1,
+            };
             let opens = matches!(event, Event::MappingStart(..) | Event::SequenceStart(..));
             let is_node = opens || matches!(event, Event::Scalar(..) | Event::Alias(..));
             if matches!(event, Event::MappingEnd | Event::SequenceEnd) {
@@ -77,8 +86,14 @@ impl SpanIndex {
                     // A complex mapping key: index nothing inside it.
                     let junk = "\u{0}key".to_owned();
                     match event {
-                        Event::MappingStart(..) => stack.push(Frame::Map { path: junk, key: None }),
-                        _ => stack.push(Frame::Seq { path: junk, next: 0 }),
+                        Event::MappingStart(..) => stack.push(Frame::Map {
+                            path: junk,
+                            key: None,
+                        }),
+                        _ => stack.push(Frame::Seq {
+                            path: junk,
+                            next: 0,
+                        }),
                     }
                 }
                 None => {}
@@ -120,10 +135,22 @@ mod tests {
         let text = "name: x\nstages:\n  prep:\n    needs: [a, b]\n    params:\n      lr: 0.1\n";
         let idx = SpanIndex::build(text);
         assert_eq!(idx.key("stages.prep"), Some(Pos { line: 3, col: 3 }));
-        assert_eq!(idx.value("stages.prep.needs.1"), Some(Pos { line: 4, col: 16 }));
-        assert_eq!(idx.key("stages.prep.params.lr"), Some(Pos { line: 6, col: 7 }));
-        assert_eq!(idx.value("stages.prep.params.lr"), Some(Pos { line: 6, col: 11 }));
+        assert_eq!(
+            idx.value("stages.prep.needs.1"),
+            Some(Pos { line: 4, col: 16 })
+        );
+        assert_eq!(
+            idx.key("stages.prep.params.lr"),
+            Some(Pos { line: 6, col: 7 })
+        );
+        assert_eq!(
+            idx.value("stages.prep.params.lr"),
+            Some(Pos { line: 6, col: 11 })
+        );
         // unknown paths fall back to the closest ancestor
-        assert_eq!(idx.value("stages.prep.params.nope"), Some(Pos { line: 6, col: 7 }));
+        assert_eq!(
+            idx.value("stages.prep.params.nope"),
+            Some(Pos { line: 6, col: 7 })
+        );
     }
 }

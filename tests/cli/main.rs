@@ -1,0 +1,9 @@
+//! Integration tests: the real binary on scratch pipelines. One test binary, so the crate
+//! links once.
+
+mod support;
+
+mod caching;
+mod commands;
+mod errors;
+mod faults;
