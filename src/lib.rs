@@ -2,8 +2,10 @@
 
 pub mod cache;
 pub mod cli;
+pub mod data;
 pub mod diag;
 pub mod exec;
 pub mod kinds;
 pub mod pipeline;
+pub mod text;
 pub mod util;

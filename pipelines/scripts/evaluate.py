@@ -6,7 +6,7 @@ the top K. Recall@K = hits / min(K, #test items); NDCG@K uses IDCG over min(K, #
 """
 import collections, csv, json, math, os
 
-split, ranked_in = os.environ["CLLM4REC_IN_SPLIT"], os.environ["CLLM4REC_IN_POPULAR"]
+split, ranked_in = os.environ["CLLM4REC_IN_INGEST"], os.environ["CLLM4REC_IN_POPULAR"]
 out = os.environ["CLLM4REC_OUT"]
 
 def pairs(name):

@@ -4,7 +4,7 @@ Writes scores.csv (item,count), ties broken by item id, so the ranking is determ
 """
 import collections, csv, os
 
-src = os.environ["CLLM4REC_IN_SPLIT"]
+src = os.environ["CLLM4REC_IN_INGEST"]
 counts = collections.Counter()
 with open(os.path.join(src, "train.csv"), newline="") as f:
     for row in csv.DictReader(f):

@@ -2,6 +2,8 @@
 //! every cache key, so a change to its behaviour is a deliberate bump.
 
 pub mod command;
+pub mod ingest;
+pub mod tokenize;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -59,7 +61,29 @@ pub trait StageKind: Send + Sync {
     fn check_instance(&self, _inst: &Instance) -> Result<(), (String, String)> {
         Ok(())
     }
+    /// Files or folders named by params (relative to the pipeline's folder) whose content is
+    /// hashed into the key, as if listed in `deps`: (param name, path).
+    fn implicit_deps(&self, _inst: &Instance) -> Vec<(String, String)> {
+        Vec::new()
+    }
     fn run(&self, ctx: &StageContext) -> Result<(), StageError>;
+}
+
+/// An instance's params (seed included) as a kind's typed params struct; an error names the
+/// offending param.
+pub fn params_of<T: serde::de::DeserializeOwned>(inst: &Instance) -> Result<T, (String, String)> {
+    let v = serde_json::Value::Object(inst.kind_params());
+    serde_json::from_value(v).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg.split('`').nth(1).unwrap_or("params").to_owned();
+        let hint = if msg.starts_with("unknown field") {
+            let expected: Vec<&str> = msg.split('`').skip(3).step_by(2).collect();
+            format!("; {}", crate::diag::suggest(&field, &expected, "known params"))
+        } else {
+            String::new()
+        };
+        (field, format!("{msg}{hint}"))
+    })
 }
 
 /// The kinds this build knows.
@@ -69,9 +93,7 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry {
-            kinds: vec![Box::new(command::Command)],
-        }
+        Registry { kinds: vec![Box::new(command::Command), Box::new(ingest::Ingest), Box::new(tokenize::Tokenize)] }
     }
 }
 

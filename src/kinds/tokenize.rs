@@ -1,0 +1,261 @@
+//! The `tokenize` kind: turn an `ingest` output into the collaborative, content and
+//! recommendation corpora (binary token files), the vocabulary map and token counts.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::pipeline::Instance;
+use crate::text::binfmt::Corpus;
+use crate::text::docs::{stats, tail, Template, Vocab};
+use crate::text::{self, Tokenizer};
+
+/// The params of a `tokenize` stage (stages/tokenize.yaml documents each).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeParams {
+    #[serde(default = "gpt2")]
+    pub tokenizer: String,
+    #[serde(default = "collab")]
+    pub collab_prompt: String,
+    #[serde(default = "review")]
+    pub review_prompt: String,
+    #[serde(default = "item")]
+    pub item_prompt: String,
+    #[serde(default = "user")]
+    pub user_prompt: String,
+    #[serde(default = "rec")]
+    pub rec_prompt: String,
+    /// Items in a collaborative main text or a recommendation prompt (the most recent kept).
+    #[serde(default = "max_items")]
+    pub max_items: usize,
+    /// Tokens of a content main text.
+    #[serde(default = "max_text_tokens")]
+    pub max_text_tokens: usize,
+}
+
+fn gpt2() -> String {
+    "gpt2".into()
+}
+fn collab() -> String {
+    "{user} has interacted with".into()
+}
+fn review() -> String {
+    "{user} writes the following review for {item}:".into()
+}
+fn item() -> String {
+    "{item} is described as:".into()
+}
+fn user() -> String {
+    "{user} is described as:".into()
+}
+fn rec() -> String {
+    "{user} has interacted with {items}, {user} will interact with".into()
+}
+fn max_items() -> usize {
+    256
+}
+fn max_text_tokens() -> usize {
+    256
+}
+
+pub struct Tokenize;
+
+struct Templates {
+    collab: Template,
+    review: Template,
+    item: Template,
+    user: Template,
+    rec: Template,
+}
+
+fn templates(p: &TokenizeParams, tok: &dyn Tokenizer) -> Result<Templates, (String, String)> {
+    let parse = |name: &str, t: &str, needs: &[&str]| -> Result<Template, (String, String)> {
+        let tpl = Template::parse(t, tok).map_err(|m| (name.to_owned(), m))?;
+        for n in needs {
+            if !tpl.uses(n) {
+                return Err((name.to_owned(), format!("`{name}` must contain `{{{n}}}`")));
+            }
+        }
+        Ok(tpl)
+    };
+    Ok(Templates {
+        collab: parse("collab_prompt", &p.collab_prompt, &["user"])?,
+        review: parse("review_prompt", &p.review_prompt, &["user", "item"])?,
+        item: parse("item_prompt", &p.item_prompt, &["item"])?,
+        user: parse("user_prompt", &p.user_prompt, &["user"])?,
+        rec: parse("rec_prompt", &p.rec_prompt, &["user", "items"])?,
+    })
+}
+
+impl StageKind for Tokenize {
+    fn name(&self) -> &'static str {
+        "tokenize"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
+        let p: TokenizeParams = params_of(inst)?;
+        let tok = text::by_name(&p.tokenizer).map_err(|m| ("tokenizer".to_owned(), m))?;
+        templates(&p, tok.as_ref())?;
+        if inst.inputs.len() != 1 || inst.inputs[0].gather {
+            return Err(("needs".into(), "a `tokenize` stage needs exactly one `ingest` stage".into()));
+        }
+        Ok(())
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
+        let p: TokenizeParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let tok = text::by_name(&p.tokenizer).map_err(StageError::Failed)?;
+        let t = templates(&p, tok.as_ref()).map_err(|(_, m)| StageError::Failed(m))?;
+        let input = ctx.inputs.values().next().ok_or_else(|| StageError::Failed("no input".into()))?;
+        let fail = |m: String| StageError::Failed(m);
+        let data = IngestOutput::read(input).map_err(fail)?;
+        let v = Vocab { base: tok.vocab_size(), users: data.users.len() as u32, items: data.items.len() as u32 };
+
+        // Training items per user, oldest first when there are timestamps.
+        let mut by_user: Vec<Vec<(i64, usize, u32)>> = vec![Vec::new(); data.users.len()];
+        for (row, &(u, i, ts)) in data.train.iter().enumerate() {
+            by_user[u as usize].push((ts.unwrap_or(0), row, i));
+        }
+        let mut collab = Corpus::new();
+        let mut rec = Corpus::new();
+        let (mut collab_cut, mut rec_cut) = (0, 0);
+        for (u, rows) in by_user.iter_mut().enumerate() {
+            if rows.is_empty() {
+                continue;
+            }
+            rows.sort_unstable();
+            let items: Vec<u32> = rows.iter().map(|r| r.2).collect();
+            let u = u as u32;
+            let (kept, cut) = tail(&items, p.max_items);
+            collab.push(&t.collab.render(&v, Some(u), None, &[]), &kept.iter().map(|&i| v.item(i)).collect::<Vec<_>>(), Some(u), None);
+            collab_cut += cut as usize;
+            rec.push(&t.rec.render(&v, Some(u), None, kept), &[], Some(u), None);
+            rec_cut += cut as usize;
+        }
+
+        let mut content = Corpus::new();
+        let mut text_cut = 0;
+        let mut encode = |s: &str| {
+            let mut ids = tok.encode(&format!(" {}", s.trim()));
+            if ids.len() > p.max_text_tokens {
+                ids.truncate(p.max_text_tokens);
+                text_cut += 1;
+            }
+            ids
+        };
+        let train: HashSet<(u32, u32)> = data.train.iter().map(|&(u, i, _)| (u, i)).collect();
+        let reviews: Vec<&(u32, u32, String)> = data.reviews.iter().filter(|(u, i, _)| train.contains(&(*u, *i))).collect();
+        let source = if !reviews.is_empty() {
+            for (u, i, text) in reviews {
+                content.push(&t.review.render(&v, Some(*u), Some(*i), &[]), &encode(text), Some(*u), Some(*i));
+            }
+            "reviews"
+        } else {
+            for (i, text) in data.items.iter().enumerate() {
+                if !text.is_empty() {
+                    content.push(&t.item.render(&v, None, Some(i as u32), &[]), &encode(text), None, Some(i as u32));
+                }
+            }
+            for (u, text) in data.users.iter().enumerate() {
+                if !text.is_empty() {
+                    content.push(&t.user.render(&v, Some(u as u32), None, &[]), &encode(text), Some(u as u32), None);
+                }
+            }
+            "item and user text"
+        };
+
+        let out = ctx.out;
+        let w = |name: &str, c: &Corpus| c.write(&out.join(name)).map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")));
+        w("collab.tok", &collab)?;
+        w("content.tok", &content)?;
+        w("rec.tok", &rec)?;
+        let vocab = json!({
+            "tokenizer": tok.name(),
+            "base_vocab": v.base,
+            "users": v.users,
+            "items": v.items,
+            "user_offset": v.base,
+            "item_offset": v.base + v.users,
+            "vocab_size": v.size(),
+            "eos": tok.eos(),
+        });
+        let stats = json!({
+            "content_source": source,
+            "collab": stats(&collab, collab_cut),
+            "content": stats(&content, text_cut),
+            "rec": stats(&rec, rec_cut),
+        });
+        for (name, value) in [("vocab.json", vocab), ("stats.json", stats)] {
+            let text = serde_json::to_string_pretty(&value).expect("plain data") + "\n";
+            std::fs::write(out.join(name), text).map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")))?;
+        }
+        let mut log = ctx.log;
+        let _ = writeln!(log, "{} collaborative, {} content ({source}), {} recommendation documents", collab.len(), content.len(), rec.len());
+        Ok(())
+    }
+}
+
+/// The tables `ingest` writes, read back.
+pub struct IngestOutput {
+    pub train: Vec<(u32, u32, Option<i64>)>,
+    /// Item text (title and description joined) by dense id.
+    pub items: Vec<String>,
+    pub users: Vec<String>,
+    pub reviews: Vec<(u32, u32, String)>,
+}
+
+fn read_csv(path: &Path, mut f: impl FnMut(&csv::StringRecord) -> Result<(), String>) -> Result<(), String> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for rec in r.records() {
+        let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
+        f(&rec).map_err(|m| format!("{}:{}: {m}", path.display(), rec.position().map(|p| p.line()).unwrap_or(0)))?;
+    }
+    Ok(())
+}
+
+fn num<T: std::str::FromStr>(rec: &csv::StringRecord, k: usize) -> Result<T, String> {
+    rec.get(k).and_then(|s| s.parse().ok()).ok_or_else(|| format!("field {k} is not a number"))
+}
+
+impl IngestOutput {
+    pub fn read(dir: &Path) -> Result<IngestOutput, String> {
+        let mut train = Vec::new();
+        read_csv(&dir.join("train.csv"), |r| {
+            train.push((num(r, 0)?, num(r, 1)?, r.get(3).and_then(|s| s.parse().ok())));
+            Ok(())
+        })?;
+        let mut items = BTreeMap::new();
+        read_csv(&dir.join("items.csv"), |r| {
+            let text = [r.get(2).unwrap_or(""), r.get(3).unwrap_or("")].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(". ");
+            items.insert(num::<u32>(r, 0)?, text);
+            Ok(())
+        })?;
+        let mut users = BTreeMap::new();
+        read_csv(&dir.join("users.csv"), |r| {
+            users.insert(num::<u32>(r, 0)?, r.get(2).unwrap_or("").to_owned());
+            Ok(())
+        })?;
+        let mut reviews = Vec::new();
+        read_csv(&dir.join("reviews.csv"), |r| {
+            reviews.push((num(r, 0)?, num(r, 1)?, r.get(2).unwrap_or("").to_owned()));
+            Ok(())
+        })?;
+        let dense = |m: &BTreeMap<u32, String>, what: &str| -> Result<Vec<String>, String> {
+            if m.keys().copied().eq(0..m.len() as u32) {
+                Ok(m.values().cloned().collect())
+            } else {
+                Err(format!("{what}.csv ids are not 0..{}", m.len()))
+            }
+        };
+        Ok(IngestOutput { train, items: dense(&items, "items")?, users: dense(&users, "users")?, reviews })
+    }
+}

@@ -1,0 +1,29 @@
+//! Text to token ids: tokenizers behind one trait, the documents of CLLM4Rec's soft+hard
+//! prompting, and their compact binary storage.
+
+pub mod binfmt;
+pub mod docs;
+pub mod gpt2;
+
+/// A base tokenizer. User and item tokens are appended after its vocabulary by `docs`, so
+/// they are never split into sub-tokens.
+pub trait Tokenizer: Send + Sync {
+    /// A stable name, stored with the outputs (`gpt2-r50k_base`).
+    fn name(&self) -> &str;
+    /// Size of the base vocabulary; the first user token gets this id.
+    fn vocab_size(&self) -> u32;
+    /// Token ids of plain text (no special tokens are recognised in it).
+    fn encode(&self, text: &str) -> Vec<u32>;
+    /// Text of base token ids.
+    fn decode(&self, ids: &[u32]) -> String;
+    /// The end-of-text token, if the vocabulary has one.
+    fn eos(&self) -> Option<u32>;
+}
+
+/// A tokenizer by name.
+pub fn by_name(name: &str) -> Result<Box<dyn Tokenizer>, String> {
+    match name {
+        "gpt2" | "gpt2-r50k_base" => Ok(Box::new(gpt2::Gpt2::new())),
+        other => Err(format!("unknown tokenizer `{other}`: this build has `gpt2`")),
+    }
+}
