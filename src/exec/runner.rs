@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
@@ -162,10 +163,10 @@ fn run_in(
         Ok(()) if CANCEL.load(Ordering::SeqCst) => Err(ExecError::Cancelled),
         Ok(()) => Ok(()),
         Err(StageError::Cancelled) => Err(ExecError::Cancelled),
-        Err(StageError::Failed(message)) => Err(ExecError::Stage {
-            label: inst.label.clone(),
-            message,
-            log: log_path,
-        }),
+        Err(StageError::Failed(message)) => {
+            let mut log = &log;
+            let _ = writeln!(log, "error: {message}");
+            Err(ExecError::Stage { label: inst.label.clone(), message, log: log_path })
+        }
     }
 }

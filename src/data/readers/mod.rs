@@ -38,7 +38,7 @@ pub fn csv_records(
     mut f: impl FnMut(u64, &[&str]) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
     let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_reader(lines::open(path)?);
-    let headers = rdr.headers().map_err(|e| DataError::line(path, 1, format!("bad header: {e}")))?.clone();
+    let headers = rdr.headers().map_err(|e| DataError::line(path, 1, describe(&e, "bad header")))?.clone();
     let idx: Vec<usize> = required
         .iter()
         .map(|name| {
@@ -55,7 +55,7 @@ pub fn csv_records(
             Ok(true) => {}
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(line);
-                return Err(DataError::line(path, line, format!("cannot parse: {e}")));
+                return Err(DataError::line(path, line, describe(&e, "cannot parse")));
             }
         }
         let line = rec.position().map(|p| p.line()).unwrap_or(line);
@@ -67,6 +67,14 @@ pub fn csv_records(
             fields.push(rec.get(i).ok_or_else(|| DataError::line(path, line, format!("missing field `{}` (truncated line?)", required[k])))?);
         }
         f(line, &fields)?;
+    }
+}
+
+/// A csv error: I/O failures (a corrupt gzip stream) are named as such.
+fn describe(e: &csv::Error, what: &str) -> String {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => format!("cannot read (corrupt or truncated file?): {io}"),
+        _ => format!("{what}: {e}"),
     }
 }
 
