@@ -4,6 +4,7 @@ pub mod cache;
 pub mod cli;
 pub mod data;
 pub mod diag;
+pub mod eval;
 pub mod exec;
 pub mod kinds;
 pub mod pipeline;

@@ -2,7 +2,9 @@
 //! every cache key, so a change to its behaviour is a deliberate bump.
 
 pub mod command;
+pub mod evaluate;
 pub mod ingest;
+pub mod popular;
 pub mod tokenize;
 
 use std::collections::BTreeMap;
@@ -93,7 +95,7 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { kinds: vec![Box::new(command::Command), Box::new(ingest::Ingest), Box::new(tokenize::Tokenize)] }
+        Registry { kinds: vec![Box::new(command::Command), Box::new(ingest::Ingest), Box::new(tokenize::Tokenize), Box::new(popular::Popular), Box::new(evaluate::Evaluate)] }
     }
 }
 
