@@ -30,6 +30,15 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where `run` runs the stages that are not cached.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ExecutorKind {
+    /// Worker threads on this machine.
+    Local,
+    /// One Slurm job per instance (`sbatch`), against the shared cache folder.
+    Slurm,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum GraphFormat {
     Dot,
@@ -51,7 +60,8 @@ pub enum Command {
     Run {
         #[command(flatten)]
         p: PipelineArgs,
-        /// Stage instances to run at once (default: the number of cores).
+        /// Stage instances to run at once (default: the number of cores; with
+        /// `--executor slurm`, no limit on the jobs in the queue).
         #[arg(short, long)]
         jobs: Option<usize>,
         /// Recompute every instance of this stage even when cached (repeatable).
@@ -63,6 +73,27 @@ pub enum Command {
         /// Rehash every cached output before reusing it; recompute damaged ones.
         #[arg(long)]
         verify: bool,
+        /// Where stages run: here, or as Slurm jobs on a cluster.
+        #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+        executor: ExecutorKind,
+        /// With `--executor slurm`: submit each instance as its own job, never as a job array.
+        #[arg(long)]
+        no_job_arrays: bool,
+    },
+    /// Compute one instance and commit it to the cache (what a Slurm job runs on its node).
+    #[command(hide = true)]
+    ExecStage {
+        #[command(flatten)]
+        p: PipelineArgs,
+        /// The instance's label (`train[lr=0.1]`).
+        #[arg(long)]
+        instance: String,
+        /// The key the runner computed for it; the stage is refused if it differs here.
+        #[arg(long)]
+        key: String,
+        /// Recompute even if the entry exists.
+        #[arg(long)]
+        force: bool,
     },
     /// Show each instance's key, hit or miss, and why it misses.
     Plan {

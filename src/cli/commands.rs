@@ -7,11 +7,12 @@ use crate::cache::lock::StoreLock;
 use crate::cache::statcache::StatCache;
 use crate::cache::store::{Store, StoreError};
 use crate::cache::{gc, hash, verify};
-use crate::cli::args::{Cli, Command, GraphFormat, LogFormat, PipelineArgs};
+use crate::cli::args::{Cli, Command, ExecutorKind, GraphFormat, LogFormat, PipelineArgs};
 use crate::cli::tables;
 use crate::cli::CliError;
 use crate::exec::progress::{Mode, Reporter};
-use crate::exec::scheduler::{self, RunOptions, Status};
+use crate::exec::scheduler::{self, Executor, RunOptions, Status};
+use crate::exec::slurm::{node, SlurmOptions};
 use crate::exec::{plan, ExecError};
 use crate::kinds::Registry;
 use crate::pipeline::{self, Pipeline};
@@ -39,6 +40,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
             force,
             keep_going,
             verify,
+            executor,
+            no_job_arrays,
         } => {
             let pl = load(p, &kinds)?;
             for f in force {
@@ -51,16 +54,22 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 }
             }
             let store = open_store(cli)?;
-            let jobs = jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism()
+            let executor = match executor {
+                ExecutorKind::Local => Executor::Local,
+                ExecutorKind::Slurm => Executor::Slurm(slurm_options(p, !*no_job_arrays)?),
+            };
+            let jobs = jobs.unwrap_or_else(|| match executor {
+                Executor::Slurm(_) => usize::MAX,
+                Executor::Local => std::thread::available_parallelism()
                     .map(|n| n.get())
-                    .unwrap_or(1)
+                    .unwrap_or(1),
             });
             let opts = RunOptions {
                 jobs,
                 force: force.iter().cloned().collect::<BTreeSet<_>>(),
                 keep_going: *keep_going,
                 verify: *verify,
+                executor,
             };
             let reporter = Reporter::new(
                 Mode::detect(cli.log_format == LogFormat::Json),
@@ -85,6 +94,43 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 return Err(CliError::Quiet(1));
             }
             Ok(0)
+        }
+        Command::ExecStage {
+            p,
+            instance,
+            key,
+            force,
+        } => {
+            let pl = load(p, &kinds)?;
+            let store = open_store(cli)?;
+            let mode = if cli.log_format == LogFormat::Json {
+                Mode::Json
+            } else {
+                Mode::Plain
+            };
+            let reporter = Reporter::new(mode, 1);
+            match node::exec_stage(&pl, &store, &kinds, &reporter, instance, key, *force) {
+                Ok(out) => {
+                    eprintln!(
+                        "{} `{instance}`: output {}",
+                        if out.ran {
+                            "committed"
+                        } else {
+                            "already cached"
+                        },
+                        out.record.output
+                    );
+                    Ok(0)
+                }
+                Err(ExecError::Cancelled) => Err(CliError::Exec(ExecError::Cancelled)),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    if let ExecError::Stage { log, .. } = &e {
+                        eprint!("{}", tables::log_tail(log, 20));
+                    }
+                    Err(CliError::Quiet(1))
+                }
+            }
         }
         Command::Plan { p } => {
             let pl = load(p, &kinds)?;
@@ -196,4 +242,20 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
             Ok(0)
         }
     }
+}
+
+/// What Slurm jobs need to run `exec-stage` for this run: absolute paths (jobs start in the
+/// pipeline's folder on another machine) and the same `--set` values.
+fn slurm_options(p: &PipelineArgs, arrays: bool) -> Result<SlurmOptions, CliError> {
+    let pipeline_file = std::path::absolute(&p.pipeline).map_err(|e| {
+        CliError::Usage(format!("bad pipeline path `{}`: {e}", p.pipeline.display()))
+    })?;
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Usage(format!("cannot find this program's path: {e}")))?;
+    Ok(SlurmOptions {
+        pipeline_file,
+        sets: p.sets.clone(),
+        exe,
+        arrays,
+    })
 }

@@ -5,6 +5,7 @@ pub mod plan;
 pub mod progress;
 pub mod runner;
 pub mod scheduler;
+pub mod slurm;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -29,6 +30,9 @@ pub enum ExecError {
     },
     #[error("{failed} stage instance(s) failed")]
     Failed { failed: usize },
+    /// Talking to Slurm, or a job that refused to run (`--executor slurm`).
+    #[error("slurm: {0}")]
+    Slurm(String),
     #[error("cancelled")]
     Cancelled,
 }

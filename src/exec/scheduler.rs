@@ -1,5 +1,6 @@
 //! Run a pipeline: instances whose inputs are done are checked against the cache on the main
-//! thread; misses run on worker threads, up to `jobs` cpus at a time.
+//! thread; misses run on worker threads, up to `jobs` cpus at a time, or with
+//! `Executor::Slurm` as Slurm jobs, up to `jobs` at a time.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -14,6 +15,8 @@ use crate::cache::verify;
 use crate::exec::keys::instance_key;
 use crate::exec::progress::Reporter;
 use crate::exec::runner::{compute, Outcome, RunEnv};
+use crate::exec::slurm::executor::{self as slurm_executor, Request};
+use crate::exec::slurm::SlurmOptions;
 use crate::exec::{ExecError, CANCEL};
 use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
@@ -26,6 +29,17 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Rehash every reused object; recompute damaged ones.
     pub verify: bool,
+    pub executor: Executor,
+}
+
+/// Where misses run.
+#[derive(Debug, Clone, Default)]
+pub enum Executor {
+    /// Worker threads of this process.
+    #[default]
+    Local,
+    /// Slurm jobs that run `exec-stage` on a node; `jobs` bounds how many are in the queue.
+    Slurm(SlurmOptions),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +88,14 @@ pub fn run(
     let jobs = opts.jobs.max(1);
     let git = OnceLock::new();
     let git_commit = || git.get_or_init(|| crate::util::git_commit(&p.dir)).clone();
-    let cost = |i: usize| (p.instances[i].resources.cpus.unwrap_or(1) as usize).clamp(1, jobs);
+    let slurm = match &opts.executor {
+        Executor::Local => None,
+        Executor::Slurm(o) => Some(o),
+    };
+    let cost = |i: usize| match slurm {
+        Some(_) => 1,
+        None => (p.instances[i].resources.cpus.unwrap_or(1) as usize).clamp(1, jobs),
+    };
 
     let env = RunEnv {
         pipeline: p,
@@ -85,6 +106,12 @@ pub fn run(
     let env = &env;
     let result = std::thread::scope(|scope| -> Result<(), ExecError> {
         let (tx, rx) = mpsc::channel::<(usize, Instant, Result<Outcome, ExecError>)>();
+        // With Slurm, the misses that are ready together go to the executor as one batch.
+        let submit = match slurm {
+            Some(o) => Some(slurm_executor::start(scope, env, o, tx.clone())?),
+            None => None,
+        };
+        let mut batch: Vec<Request> = Vec::new();
         let mut used = 0usize;
         let mut running = 0usize;
         let mut stop = false;
@@ -144,6 +171,15 @@ pub fn run(
                     used += c;
                     running += 1;
                     state[i] = State::Running;
+                    progressed = true;
+                    if submit.is_some() {
+                        batch.push(Request {
+                            index: i,
+                            key,
+                            force: forced,
+                        });
+                        continue;
+                    }
                     let tx = tx.clone();
                     let outs = outputs.clone();
                     let gc = git_commit();
@@ -152,8 +188,11 @@ pub fn run(
                         let r = compute(env, i, &key, &outs, forced, gc);
                         let _ = tx.send((i, t0, r));
                     });
-                    progressed = true;
                 }
+            }
+            if let (Some(s), false) = (&submit, batch.is_empty()) {
+                s.send(std::mem::take(&mut batch))
+                    .map_err(|_| ExecError::Slurm("the slurm executor stopped".into()))?;
             }
             if running == 0 {
                 break;

@@ -5,5 +5,8 @@ mod support;
 
 mod caching;
 mod commands;
+mod data;
 mod errors;
+mod eval;
 mod faults;
+mod slurm;
