@@ -7,6 +7,7 @@ pub mod diag;
 pub mod eval;
 pub mod exec;
 pub mod kinds;
+pub mod model;
 pub mod pipeline;
 pub mod text;
 pub mod util;

@@ -110,6 +110,13 @@ impl Reporter {
         }
     }
 
+    /// A running stage's own status (epoch, batch, loss): beside its spinner on a terminal.
+    pub fn progress(&self, label: &str, status: &str) {
+        if let Some(b) = self.running.lock().expect("reporter lock").get(label) {
+            b.set_message(format!("{label}  {status}"));
+        }
+    }
+
     pub fn waiting(&self, label: &str, who: &str) {
         self.line("waiting", label, &format!("locked by {who}"));
     }

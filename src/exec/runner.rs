@@ -67,7 +67,8 @@ pub fn compute(
     reporter.started(&inst.label);
     let tmp = store.new_tmp(&key_hash)?;
     let started = SystemTime::now();
-    let result = run_in(p, i, &tmp, &key_hash, outputs, store, kinds);
+    let progress = |status: &str| reporter.progress(&inst.label, status);
+    let result = run_in(p, i, &tmp, &key_hash, outputs, store, kinds, &progress);
     let result = result.and_then(|()| {
         let meta = CommitMeta {
             key,
@@ -93,6 +94,7 @@ pub fn compute(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_in(
     p: &Pipeline,
     i: usize,
@@ -101,6 +103,7 @@ fn run_in(
     outputs: &[Option<String>],
     store: &Store,
     kinds: &Registry,
+    progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(), ExecError> {
     let inst = &p.instances[i];
     let mut inputs: BTreeMap<String, PathBuf> = BTreeMap::new();
@@ -157,6 +160,7 @@ fn run_in(
         params_file: &params_file,
         log: &log,
         cancel: &CANCEL,
+        progress,
     };
     let kind = kinds.get(&inst.kind).expect("validated kind");
     match kind.run(&ctx) {

@@ -68,6 +68,10 @@ impl StageKind for Evaluate {
         let split = EvalSplit::read(&inputs.ingest, &p.split).map_err(fail)?;
         let mut scorer: Box<dyn Scorer> = match inputs.model_kind.as_str() {
             "most-popular" => Box::new(MostPopular::load(&inputs.model).map_err(fail)?),
+            "cllm4rec" => {
+                let tokens = ctx.inputs.values().find(|d| d.join("rec.tok").is_file()).ok_or_else(|| fail("evaluating CLLM4Rec needs its `tokenize` stage among the inputs".into()))?;
+                Box::new(crate::model::cllm4rec::scorer::Cllm4RecScorer::load(&inputs.model, tokens).map_err(fail)?)
+            }
             other => return Err(StageError::Failed(format!("cannot evaluate a `{other}` model"))),
         };
         let users = split.eval_users();

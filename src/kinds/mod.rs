@@ -3,8 +3,10 @@
 
 pub mod command;
 pub mod evaluate;
+pub mod finetune;
 pub mod ingest;
 pub mod popular;
+pub mod pretrain;
 pub mod tokenize;
 
 use std::collections::BTreeMap;
@@ -30,6 +32,14 @@ pub struct StageContext<'a> {
     pub log: &'a File,
     /// Set on Ctrl-C: stop as soon as possible.
     pub cancel: &'a AtomicBool,
+    /// Shows a short status line (epoch, batch, loss, tokens/s) beside the running stage.
+    pub progress: &'a (dyn Fn(&str) + Sync),
+}
+
+impl StageContext<'_> {
+    pub fn progress(&self, status: &str) {
+        (self.progress)(status)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +105,7 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { kinds: vec![Box::new(command::Command), Box::new(ingest::Ingest), Box::new(tokenize::Tokenize), Box::new(popular::Popular), Box::new(evaluate::Evaluate)] }
+        Registry { kinds: vec![Box::new(command::Command), Box::new(ingest::Ingest), Box::new(tokenize::Tokenize), Box::new(popular::Popular), Box::new(pretrain::Pretrain), Box::new(finetune::Finetune), Box::new(evaluate::Evaluate)] }
     }
 }
 

@@ -9,4 +9,5 @@ mod data;
 mod errors;
 mod eval;
 mod faults;
+mod model;
 mod slurm;

@@ -1,0 +1,180 @@
+//! The `finetune` kind: RecLLM. Each epoch, every user's recommendation prompt loses a share of
+//! its training items, and the last prompt token's hidden state, through the tied item head,
+//! predicts them with a multinomial likelihood over all items (or all of the user's training
+//! items, as in the authors' code). Mutual regularization toward the content embeddings goes
+//! on. The epoch with the best validation Recall@20 + Recall@40 + NDCG@100 is kept.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use burn::module::Module;
+use burn::optim::AdamConfig;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::data::rng::Rng;
+use crate::eval::scorer::Scorer;
+use crate::eval::{EvalSplit, UserMetrics};
+use crate::kinds::pretrain::bucket_order;
+use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::model::backend::train_device;
+use crate::model::cllm4rec::batch::{Batch, Seq};
+use crate::model::cllm4rec::files::{self, ModelInfo};
+use crate::model::cllm4rec::scorer::Cllm4RecScorer;
+use crate::model::cllm4rec::train::epoch;
+use crate::model::cllm4rec::{checkpoint, loss, Cllm4Rec};
+use crate::pipeline::Instance;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneParams {
+    #[serde(default = "ten")]
+    pub epochs: usize,
+    #[serde(default = "lr")]
+    pub lr: f64,
+    #[serde(default = "batch")]
+    pub batch_size: usize,
+    /// Share of a user's training items masked out of the prompt each epoch.
+    #[serde(default = "mask")]
+    pub mask_ratio: f64,
+    /// `masked`: predict the masked items (the paper); `all`: all training items (the code).
+    #[serde(default = "masked")]
+    pub targets: String,
+    #[serde(default = "one")]
+    pub lambda_c: f64,
+}
+
+fn ten() -> usize {
+    10
+}
+fn lr() -> f64 {
+    1e-4
+}
+fn batch() -> usize {
+    64
+}
+fn mask() -> f64 {
+    0.2
+}
+fn masked() -> String {
+    "masked".into()
+}
+fn one() -> f64 {
+    1.0
+}
+
+pub struct Finetune;
+
+/// The stage's inputs: the pretrained model, the tokenized corpora and the split.
+struct Inputs {
+    model: PathBuf,
+    tokens: PathBuf,
+    ingest: PathBuf,
+}
+
+fn inputs(ctx: &StageContext) -> Result<Inputs, String> {
+    let find = |f: &str| ctx.inputs.values().find(|d| d.join(f).is_file()).cloned();
+    match (find("checkpoint.safetensors"), find("rec.tok"), find("train.csv")) {
+        (Some(model), Some(tokens), Some(ingest)) => Ok(Inputs { model, tokens, ingest }),
+        _ => Err("a `finetune` stage needs a `pretrain`, a `tokenize` and an `ingest` stage".into()),
+    }
+}
+
+/// One epoch's masked prompts: for each user, the prompt without a random `ratio` of its
+/// items, and the targets.
+fn masked_prompts(prompts: &[(u32, Seq)], item_offset: u32, ratio: f64, all: bool, rng: &mut Rng) -> Vec<(Seq, Vec<u32>)> {
+    let mut out = Vec::new();
+    for (_, s) in prompts {
+        let items: Vec<usize> = (0..s.tokens.len()).filter(|&t| s.tokens[t] >= item_offset).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let k = ((ratio * items.len() as f64).round() as usize).clamp(1, items.len());
+        let mut pick = items.clone();
+        rng.shuffle(&mut pick);
+        let drop: std::collections::HashSet<usize> = pick[..k].iter().copied().collect();
+        let tokens: Vec<u32> = s.tokens.iter().enumerate().filter(|(t, _)| !drop.contains(t)).map(|(_, &x)| x).collect();
+        let targets: Vec<u32> = if all { items.iter().map(|&t| s.tokens[t] - item_offset).collect() } else { pick[..k].iter().map(|&t| s.tokens[t] - item_offset).collect() };
+        out.push((Seq { prompt_len: tokens.len(), tokens }, targets));
+    }
+    out
+}
+
+impl StageKind for Finetune {
+    fn name(&self) -> &'static str {
+        "finetune"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
+        let p: FinetuneParams = params_of(inst)?;
+        if p.targets != "masked" && p.targets != "all" {
+            return Err(("targets".into(), format!("`targets` is `masked` or `all`, not `{}`", p.targets)));
+        }
+        if !(p.mask_ratio > 0.0 && p.mask_ratio < 1.0) {
+            return Err(("mask_ratio".into(), "`mask_ratio` must be between 0 and 1".into()));
+        }
+        if !(p.lr > 0.0) || p.batch_size == 0 || p.lambda_c < 0.0 {
+            return Err(("lr".into(), "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into()));
+        }
+        Ok(())
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
+        let p: FinetuneParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let fail = StageError::Failed;
+        let inp = inputs(ctx).map_err(fail)?;
+        let device = train_device();
+        let (mut model, info) = files::read(&inp.model, &device).map_err(fail)?;
+        let valid = EvalSplit::read(&inp.ingest, "valid").map_err(fail)?;
+        let mut scorer = Cllm4RecScorer::prompts(&inp.tokens).map_err(fail)?;
+        let prompts = scorer.prompt_seqs();
+        let item_offset = (info.vocab_size + info.users) as u32;
+        let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        let mut rng = Rng::new(seed ^ 0x6674);
+        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+        let lambda = p.lambda_c;
+        let f = move |m: &Cllm4Rec, b: &Batch, t: Option<&[Vec<u32>]>| loss::rec(m, b, t.unwrap_or(&[]), lambda, &m.collab_items.val().device());
+        let mut log = ctx.log;
+        let mut validate = |m: &Cllm4Rec| -> Result<(f64, serde_json::Value), String> {
+            scorer.set_model(m.valid());
+            let mut um = UserMetrics::new(&[20, 40], &[100]);
+            for batch in valid.eval_users().chunks(256) {
+                let s = scorer.score(batch, &valid)?;
+                um.add_batch(&valid, batch, &s);
+            }
+            Ok((um.criterion(), um.summary("cllm4rec", "valid")))
+        };
+        let (mut best, first) = validate(&model).map_err(fail)?;
+        let mut best_bytes = checkpoint::to_bytes(&model).map_err(fail)?;
+        let mut best_epoch = 0;
+        let mut history = vec![json!({"epoch": 0, "valid": first})];
+        let _ = writeln!(log, "epoch 0 (pretrained): valid {first}");
+        let mut progress = |s: &str| ctx.progress(s);
+        for e in 1..=p.epochs {
+            if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StageError::Cancelled);
+            }
+            let pairs = masked_prompts(&prompts, item_offset, p.mask_ratio, p.targets == "all", &mut rng);
+            let lens: Vec<usize> = pairs.iter().map(|(s, _)| s.tokens.len()).collect();
+            let (seqs, targets): (Vec<Seq>, Vec<Vec<u32>>) = bucket_order(&lens, p.batch_size, &mut rng).into_iter().map(|k| pairs[k].clone()).unzip();
+            let (m, stats) = epoch(model, &mut optim, &seqs, Some(&targets), p.batch_size, p.lr, ("finetune", e), &f, &mut progress).map_err(|e| fail(e.to_string()))?;
+            model = m;
+            let (crit, v) = validate(&model).map_err(fail)?;
+            let _ = writeln!(log, "epoch {e}: loss {:.4} ({:.0} tokens/s), valid {v}", stats.loss, stats.tokens_per_s);
+            history.push(json!({"epoch": e, "train": stats, "valid": v}));
+            if crit > best {
+                best = crit;
+                best_epoch = e;
+                best_bytes = checkpoint::to_bytes(&model).map_err(fail)?;
+            }
+        }
+        let model = checkpoint::from_bytes(model, &best_bytes).map_err(fail)?;
+        let info = ModelInfo { stage: "finetune".into(), best_epoch: Some(best_epoch), ..info };
+        let _ = writeln!(log, "kept epoch {best_epoch} (valid Recall@20 + Recall@40 + NDCG@100 = {best:.4})");
+        files::write(ctx.out, &model, &info, &json!(history)).map_err(fail)
+    }
+}

@@ -1,0 +1,274 @@
+//! The `pretrain` kind: CLLM4Rec's mutually regularized pretraining of the collaborative and
+//! content LLMs on a `tokenize` output.
+
+use std::io::Write;
+use std::path::Path;
+
+use burn::optim::AdamConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::data::rng::Rng;
+use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::model::backend::train_device;
+use crate::model::cllm4rec::batch::{fit, Batch, Seq};
+use crate::model::cllm4rec::files::{self, ModelInfo};
+use crate::model::cllm4rec::train::epoch;
+use crate::model::cllm4rec::loss::ContentVocab;
+use crate::model::cllm4rec::{loss, Cllm4Rec};
+use crate::model::gpt2::{Gpt2, Gpt2Config};
+use crate::pipeline::Instance;
+use crate::text::binfmt::Corpus;
+
+/// The backbone: a random GPT-2 of the given shape, or a Hugging Face GPT-2 folder.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneParams {
+    /// `random`, or a folder with config.json and model.safetensors (relative to the pipeline).
+    #[serde(default = "random")]
+    pub backbone: String,
+    #[serde(default = "two")]
+    pub n_layer: usize,
+    #[serde(default = "four")]
+    pub n_head: usize,
+    #[serde(default = "sixty_four")]
+    pub n_embd: usize,
+    #[serde(default = "positions")]
+    pub n_positions: usize,
+    /// Default: frozen when pretrained (the paper), trained when random.
+    #[serde(default)]
+    pub freeze: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainParams {
+    #[serde(flatten)]
+    pub backbone: BackboneParams,
+    /// Rounds of (collaborative epoch, content epoch).
+    #[serde(default = "ten")]
+    pub epochs: usize,
+    /// Content-only epochs before the first round.
+    #[serde(default)]
+    pub content_warmup: usize,
+    #[serde(default = "lr")]
+    pub lr: f64,
+    #[serde(default = "batch")]
+    pub batch_size: usize,
+    #[serde(default = "one")]
+    pub lambda_c: f64,
+    /// `shuffle`: items of a collaborative document in a new random order each epoch (the
+    /// paper); `fixed`: as tokenized (the authors' code).
+    #[serde(default = "shuffle")]
+    pub item_order: String,
+    /// Train the content LLM (false: the collaborative-LM-only ablation).
+    #[serde(default = "yes")]
+    pub content: bool,
+    /// The content LM's softmax: over the `full` word vocabulary (the paper), or over the
+    /// words of the content `corpus` only (much cheaper when the corpus is small).
+    #[serde(default = "full")]
+    pub content_vocab: String,
+}
+
+fn random() -> String {
+    "random".into()
+}
+fn two() -> usize {
+    2
+}
+fn four() -> usize {
+    4
+}
+fn sixty_four() -> usize {
+    64
+}
+fn positions() -> usize {
+    512
+}
+fn ten() -> usize {
+    10
+}
+fn lr() -> f64 {
+    1e-3
+}
+fn batch() -> usize {
+    32
+}
+fn one() -> f64 {
+    1.0
+}
+fn shuffle() -> String {
+    "shuffle".into()
+}
+fn yes() -> bool {
+    true
+}
+fn full() -> String {
+    "full".into()
+}
+
+impl BackboneParams {
+    pub fn check(&self) -> Result<(), (String, String)> {
+        if self.backbone == "random" {
+            if self.n_embd == 0 || self.n_head == 0 || self.n_embd % self.n_head != 0 {
+                return Err(("n_embd".into(), format!("`n_embd` ({}) must be a positive multiple of `n_head` ({})", self.n_embd, self.n_head)));
+            }
+            if self.n_layer == 0 || self.n_positions < 8 {
+                return Err(("n_layer".into(), "the backbone needs at least one layer and 8 positions".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Build the backbone for a vocabulary of `base` words.
+    pub fn build(&self, base: usize, seed: u64, workdir: &Path, device: &burn::tensor::Device) -> Result<(Gpt2, bool), String> {
+        let (gpt2, pretrained) = if self.backbone == "random" {
+            (Gpt2Config::new(base, self.n_positions, self.n_embd, self.n_layer, self.n_head).init(seed, device), false)
+        } else {
+            let dir = workdir.join(&self.backbone);
+            (Gpt2::from_pretrained(&dir, device).map_err(|e| format!("backbone `{}`: {e}", dir.display()))?, true)
+        };
+        let vocab = gpt2.wte_weight().dims()[0];
+        if vocab != base {
+            return Err(format!("the backbone has {vocab} word embeddings but the tokenizer {base} words"));
+        }
+        let frozen = self.freeze.unwrap_or(pretrained);
+        Ok((gpt2.frozen(frozen), frozen))
+    }
+}
+
+/// Documents of a corpus as sequences that fit the backbone.
+pub fn seqs(c: &Corpus, max_len: usize) -> Vec<Seq> {
+    (0..c.len())
+        .map(|d| {
+            let (p, m) = c.doc(d);
+            fit(Seq { tokens: p.iter().chain(m).copied().collect(), prompt_len: p.len() }, max_len)
+        })
+        .collect()
+}
+
+/// An order of sequences (given their lengths) that makes batches of similar length, the
+/// batches in random order: shuffle, sort by length (stable), cut into batches, shuffle them.
+pub fn bucket_order(lens: &[usize], batch: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..lens.len()).collect();
+    rng.shuffle(&mut idx);
+    idx.sort_by_key(|&i| lens[i]);
+    let mut batches: Vec<Vec<usize>> = idx.chunks(batch.max(1)).map(<[usize]>::to_vec).collect();
+    rng.shuffle(&mut batches);
+    batches.into_iter().flatten().collect()
+}
+
+pub struct Pretrain;
+
+impl StageKind for Pretrain {
+    fn name(&self) -> &'static str {
+        "pretrain"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
+        let p: PretrainParams = params_of(inst)?;
+        p.backbone.check()?;
+        if p.content_vocab != "full" && p.content_vocab != "corpus" {
+            return Err(("content_vocab".into(), format!("`content_vocab` is `full` or `corpus`, not `{}`", p.content_vocab)));
+        }
+        if p.item_order != "shuffle" && p.item_order != "fixed" {
+            return Err(("item_order".into(), format!("`item_order` is `shuffle` or `fixed`, not `{}`", p.item_order)));
+        }
+        if !(p.lr > 0.0) || p.batch_size == 0 || p.lambda_c < 0.0 {
+            return Err(("lr".into(), "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into()));
+        }
+        Ok(())
+    }
+
+    fn implicit_deps(&self, inst: &Instance) -> Vec<(String, String)> {
+        match params_of::<PretrainParams>(inst) {
+            Ok(p) if p.backbone.backbone != "random" => vec![("backbone".into(), p.backbone.backbone)],
+            _ => Vec::new(),
+        }
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
+        let p: PretrainParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let fail = StageError::Failed;
+        let tok = ctx.inputs.values().find(|d| d.join("vocab.json").is_file()).ok_or_else(|| fail("a `pretrain` stage needs a `tokenize` stage".into()))?;
+        let (base, users, items) = files::vocab(tok).map_err(fail)?;
+        let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        let device = train_device();
+        let (backbone, frozen) = p.backbone.build(base, seed, ctx.workdir, &device).map_err(fail)?;
+        let max_len = backbone.n_positions();
+        let mut model = Cllm4Rec::new(backbone, users, items, seed, &device);
+        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+        let collab_docs = seqs(&files::corpus(tok, "collab.tok").map_err(fail)?, max_len);
+        let content_corpus = files::corpus(tok, "content.tok").map_err(fail)?;
+        let content_docs = seqs(&content_corpus, max_len);
+        let vocab = if p.content_vocab == "corpus" {
+            ContentVocab::corpus(content_corpus.tokens.iter().copied().filter(|&t| (t as usize) < base))
+        } else {
+            ContentVocab::Full
+        };
+        let vocab = &vocab;
+        let mut rng = Rng::new(seed);
+        let mut history = Vec::new();
+        let mut log = ctx.log;
+        let lambda = p.lambda_c;
+        let collab_loss = move |m: &Cllm4Rec, b: &Batch, _: Option<&[Vec<u32>]>| loss::collab(m, b, lambda, &b_device(m));
+        let content_loss = move |m: &Cllm4Rec, b: &Batch, _: Option<&[Vec<u32>]>| loss::content(m, b, vocab, lambda, &b_device(m));
+        let mut phases: Vec<(&str, usize)> = (1..=p.content_warmup).map(|e| ("warmup", e)).collect();
+        for e in 1..=p.epochs {
+            phases.push(("collab", e));
+            if p.content {
+                phases.push(("content", e));
+            }
+        }
+        let mut progress = |s: &str| ctx.progress(s);
+        for (phase, e) in phases {
+            if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StageError::Cancelled);
+            }
+            let (docs, f): (Vec<Seq>, &dyn Fn(&Cllm4Rec, &Batch, Option<&[Vec<u32>]>) -> loss::Loss) = if phase == "collab" {
+                let mut docs = collab_docs.clone();
+                if p.item_order == "shuffle" {
+                    for s in &mut docs {
+                        rng.shuffle(&mut s.tokens[s.prompt_len..]);
+                    }
+                }
+                (docs, &collab_loss)
+            } else {
+                (content_docs.clone(), &content_loss)
+            };
+            if docs.is_empty() {
+                continue;
+            }
+            let lens: Vec<usize> = docs.iter().map(|s| s.tokens.len()).collect();
+            let docs: Vec<Seq> = bucket_order(&lens, p.batch_size, &mut rng).into_iter().map(|i| docs[i].clone()).collect();
+            let (m, stats) = epoch(model, &mut optim, &docs, None, p.batch_size, p.lr, (phase, e), f, &mut progress).map_err(|e| fail(e.to_string()))?;
+            model = m;
+            let _ = writeln!(log, "{phase} epoch {e}: loss {:.4} nll {:.4} ({} tokens in {:.1} s, {:.0} tokens/s)", stats.loss, stats.nll, stats.tokens, stats.seconds, stats.tokens_per_s);
+            history.push(stats);
+        }
+        let cfg = model.backbone.wte_weight().dims();
+        let info = ModelInfo {
+            model: "cllm4rec".into(),
+            stage: "pretrain".into(),
+            vocab_size: cfg[0],
+            n_positions: max_len,
+            n_embd: cfg[1],
+            n_layer: model.backbone.h.len(),
+            n_head: model.backbone.h.first().map(|b| b.attn.n_head).unwrap_or(1),
+            users,
+            items,
+            frozen,
+            backbone: p.backbone.backbone.clone(),
+            best_epoch: None,
+        };
+        files::write(ctx.out, &model, &info, &json!(history)).map_err(fail)
+    }
+}
+
+fn b_device(m: &Cllm4Rec) -> burn::tensor::Device {
+    m.collab_items.val().device()
+}

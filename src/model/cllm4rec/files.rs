@@ -1,0 +1,76 @@
+//! What the pretrain and finetune stages write, and how later stages read it back:
+//! `checkpoint.safetensors` (every parameter, backbone included), `model.json` (shapes and
+//! provenance), `history.json` (per-epoch statistics).
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::model::cllm4rec::{checkpoint, Cllm4Rec};
+use crate::model::gpt2::Gpt2Config;
+use crate::text::binfmt::Corpus;
+use burn::tensor::Device;
+
+/// model.json of a CLLM4Rec stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Always `cllm4rec`.
+    pub model: String,
+    /// `pretrain` or `finetune`.
+    pub stage: String,
+    pub vocab_size: usize,
+    pub n_positions: usize,
+    pub n_embd: usize,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub users: usize,
+    pub items: usize,
+    /// Whether the backbone was frozen.
+    pub frozen: bool,
+    /// Where the backbone came from: `random` or the pretrained checkpoint's path.
+    pub backbone: String,
+    /// Finetuning only: the kept epoch (0: the pretrained model itself).
+    #[serde(default)]
+    pub best_epoch: Option<usize>,
+}
+
+impl ModelInfo {
+    pub fn gpt2_config(&self) -> Gpt2Config {
+        Gpt2Config::new(self.vocab_size, self.n_positions, self.n_embd, self.n_layer, self.n_head)
+    }
+}
+
+pub fn write(dir: &Path, model: &Cllm4Rec, info: &ModelInfo, history: &Json) -> Result<(), String> {
+    let bytes = checkpoint::to_bytes(model)?;
+    std::fs::write(dir.join("checkpoint.safetensors"), bytes).map_err(|e| format!("cannot write the checkpoint: {e}"))?;
+    write_json(dir, "model.json", &serde_json::to_value(info).expect("plain data"))?;
+    write_json(dir, "history.json", history)
+}
+
+pub fn write_json(dir: &Path, name: &str, v: &Json) -> Result<(), String> {
+    std::fs::write(dir.join(name), serde_json::to_string_pretty(v).expect("plain data") + "\n").map_err(|e| format!("cannot write {name}: {e}"))
+}
+
+/// A CLLM4Rec stage's output, on `device`; parameters keep the frozen state recorded.
+pub fn read(dir: &Path, device: &Device) -> Result<(Cllm4Rec, ModelInfo), String> {
+    let info: ModelInfo = serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).map_err(|e| format!("{}: {e}", dir.display()))?)
+        .map_err(|e| format!("model.json: {e}"))?;
+    let backbone = info.gpt2_config().init(0, device).frozen(info.frozen);
+    let model = Cllm4Rec::new(backbone, info.users, info.items, 0, device);
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let model = checkpoint::from_bytes(model, &bytes).map_err(|e| format!("{}: {e}", dir.join("checkpoint.safetensors").display()))?;
+    Ok((model, info))
+}
+
+/// The layout a `tokenize` output declares: (base vocabulary, users, items).
+pub fn vocab(dir: &Path) -> Result<(usize, usize, usize), String> {
+    let v: Json = serde_json::from_str(&std::fs::read_to_string(dir.join("vocab.json")).map_err(|e| format!("{}: {e}", dir.display()))?)
+        .map_err(|e| format!("vocab.json: {e}"))?;
+    let get = |k: &str| v[k].as_u64().map(|x| x as usize).ok_or_else(|| format!("vocab.json lacks `{k}`"));
+    Ok((get("base_vocab")?, get("users")?, get("items")?))
+}
+
+pub fn corpus(dir: &Path, name: &str) -> Result<Corpus, String> {
+    Corpus::read(&dir.join(name)).map_err(|e| e.to_string())
+}

@@ -1,0 +1,91 @@
+//! CLLM4Rec as a recommender: each user's recommendation prompt (all training items) through
+//! the backbone; the last token's hidden state times the collaborative item table scores
+//! every item.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+
+use crate::eval::scorer::Scorer;
+use crate::eval::EvalSplit;
+use crate::model::backend::infer_device;
+use crate::model::cllm4rec::batch::{fit, Batch, Seq};
+use crate::model::cllm4rec::{files, Cllm4Rec};
+use crate::text::binfmt::Corpus;
+
+/// Users scored in one forward pass.
+const SUB_BATCH: usize = 32;
+
+pub struct Cllm4RecScorer {
+    model: Option<Cllm4Rec>,
+    /// The recommendation prompt of each user, if the user has one.
+    prompts: Vec<Option<Seq>>,
+    items: usize,
+    device: Device,
+}
+
+impl Cllm4RecScorer {
+    /// Prompts from a `tokenize` output, the model set later.
+    pub fn prompts(tokens: &Path) -> Result<Cllm4RecScorer, String> {
+        let (_, users, items) = files::vocab(tokens)?;
+        let rec = Corpus::read(&tokens.join("rec.tok")).map_err(|e| e.to_string())?;
+        let mut prompts = vec![None; users];
+        for d in 0..rec.len() {
+            let (p, m) = rec.doc(d);
+            if rec.user[d] >= 0 {
+                prompts[rec.user[d] as usize] = Some(Seq { tokens: p.iter().chain(m).copied().collect(), prompt_len: p.len() + m.len() });
+            }
+        }
+        Ok(Cllm4RecScorer { model: None, prompts, items, device: infer_device() })
+    }
+
+    /// A finetune (or pretrain) output with the prompts of a `tokenize` output.
+    pub fn load(model_dir: &Path, tokens: &Path) -> Result<Cllm4RecScorer, String> {
+        let mut s = Self::prompts(tokens)?;
+        let (model, info) = files::read(model_dir, &s.device)?;
+        if info.items != s.items || info.users != s.prompts.len() {
+            return Err(format!("the model has {} users and {} items, the tokenized data {} and {}", info.users, info.items, s.prompts.len(), s.items));
+        }
+        s.model = Some(model);
+        Ok(s)
+    }
+
+    /// Use this model (without autodiff) from now on.
+    pub fn set_model(&mut self, model: Cllm4Rec) {
+        self.device = model.collab_items.val().device();
+        self.model = Some(model);
+    }
+
+    /// (user, prompt) of every user with a prompt.
+    pub fn prompt_seqs(&self) -> Vec<(u32, Seq)> {
+        self.prompts.iter().enumerate().filter_map(|(u, p)| p.clone().map(|p| (u as u32, p))).collect()
+    }
+}
+
+impl Scorer for Cllm4RecScorer {
+    fn model(&self) -> String {
+        "cllm4rec".into()
+    }
+
+    fn score(&mut self, users: &[u32], _: &EvalSplit) -> Result<Vec<Vec<f32>>, String> {
+        let model = self.model.as_ref().ok_or("no model loaded")?;
+        let max_len = model.backbone.n_positions();
+        let with: Vec<(usize, Seq)> = users.iter().enumerate().filter_map(|(k, &u)| self.prompts.get(u as usize).cloned().flatten().map(|s| (k, fit(s, max_len)))).collect();
+        let mut out = vec![vec![0f32; self.items]; users.len()];
+        if with.is_empty() {
+            return Ok(out);
+        }
+        // Score in sub-batches of similar length, to pad little.
+        let mut order: Vec<usize> = (0..with.len()).collect();
+        order.sort_by_key(|&r| (with[r].1.tokens.len(), r));
+        for chunk in order.chunks(SUB_BATCH) {
+            let seqs: Vec<Seq> = chunk.iter().map(|&r| with[r].1.clone()).collect();
+            let logits = model.rec_logits(&Batch::new(&seqs), &self.device); // [rows, items]
+            let values: Vec<f32> = logits.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+            for (row, &r) in chunk.iter().enumerate() {
+                out[with[r].0].copy_from_slice(&values[row * self.items..(row + 1) * self.items]);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,8 @@
+//! The model: the compute backend and the GPT-2 backbone that CLLM4Rec extends with user and
+//! item tokens.
+
+pub mod backend;
+pub mod cllm4rec;
+pub mod gpt2;
+
+pub use gpt2::{Gpt2, Gpt2Config, Gpt2Error};
