@@ -117,7 +117,7 @@ impl StageKind for Finetune {
         if !(p.mask_ratio > 0.0 && p.mask_ratio < 1.0) {
             return Err(("mask_ratio".into(), "`mask_ratio` must be between 0 and 1".into()));
         }
-        if !(p.lr > 0.0) || p.batch_size == 0 || p.lambda_c < 0.0 {
+        if p.lr.is_nan() || p.lr <= 0.0 || p.batch_size == 0 || p.lambda_c.is_nan() || p.lambda_c < 0.0 {
             return Err(("lr".into(), "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into()));
         }
         Ok(())

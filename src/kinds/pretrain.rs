@@ -13,7 +13,7 @@ use crate::kinds::{params_of, StageContext, StageError, StageKind};
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::{fit, Batch, Seq};
 use crate::model::cllm4rec::files::{self, ModelInfo};
-use crate::model::cllm4rec::train::epoch;
+use crate::model::cllm4rec::train::{epoch, LossFn};
 use crate::model::cllm4rec::loss::ContentVocab;
 use crate::model::cllm4rec::{loss, Cllm4Rec};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
@@ -110,7 +110,7 @@ fn full() -> String {
 impl BackboneParams {
     pub fn check(&self) -> Result<(), (String, String)> {
         if self.backbone == "random" {
-            if self.n_embd == 0 || self.n_head == 0 || self.n_embd % self.n_head != 0 {
+            if self.n_embd == 0 || self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
                 return Err(("n_embd".into(), format!("`n_embd` ({}) must be a positive multiple of `n_head` ({})", self.n_embd, self.n_head)));
             }
             if self.n_layer == 0 || self.n_positions < 8 {
@@ -178,7 +178,7 @@ impl StageKind for Pretrain {
         if p.item_order != "shuffle" && p.item_order != "fixed" {
             return Err(("item_order".into(), format!("`item_order` is `shuffle` or `fixed`, not `{}`", p.item_order)));
         }
-        if !(p.lr > 0.0) || p.batch_size == 0 || p.lambda_c < 0.0 {
+        if p.lr.is_nan() || p.lr <= 0.0 || p.batch_size == 0 || p.lambda_c.is_nan() || p.lambda_c < 0.0 {
             return Err(("lr".into(), "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into()));
         }
         Ok(())
@@ -229,7 +229,7 @@ impl StageKind for Pretrain {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
             }
-            let (docs, f): (Vec<Seq>, &dyn Fn(&Cllm4Rec, &Batch, Option<&[Vec<u32>]>) -> loss::Loss) = if phase == "collab" {
+            let (docs, f): (Vec<Seq>, &LossFn<'_>) = if phase == "collab" {
                 let mut docs = collab_docs.clone();
                 if p.item_order == "shuffle" {
                     for s in &mut docs {

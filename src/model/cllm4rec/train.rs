@@ -10,6 +10,9 @@ use crate::model::cllm4rec::batch::{Batch, Seq};
 use crate::model::cllm4rec::loss::Loss;
 use crate::model::cllm4rec::Cllm4Rec;
 
+/// A batch's loss: (model, batch, per-row targets for finetuning).
+pub type LossFn<'a> = dyn Fn(&Cllm4Rec, &Batch, Option<&[Vec<u32>]>) -> Loss + 'a;
+
 /// What an epoch did, for history.json and the log.
 #[derive(Debug, Clone, Serialize)]
 pub struct EpochStats {
@@ -47,7 +50,7 @@ pub fn epoch(
     batch_size: usize,
     lr: f64,
     (phase, epoch_no): (&str, usize),
-    f: &dyn Fn(&Cllm4Rec, &Batch, Option<&[Vec<u32>]>) -> Loss,
+    f: &LossFn<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Cllm4Rec, EpochStats), NonFinite> {
     let t0 = Instant::now();
