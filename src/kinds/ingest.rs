@@ -1,7 +1,6 @@
 //! The `ingest` kind: read a dataset, clean it, split it, write tables and stats.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -128,7 +127,6 @@ impl StageKind for Ingest {
         let (s, split_counts) = split(&x, &kind, seed);
         let stats = write(ctx.out, &x, &raw, &s, split_counts, counts).map_err(fail)?;
         let _ = writeln!(log, "{} users, {} items, {} interactions", stats.users, stats.items, stats.interactions);
-        let _: Option<PathBuf> = None;
         Ok(())
     }
 }

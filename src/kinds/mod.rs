@@ -81,10 +81,10 @@ pub trait StageKind: Send + Sync {
     fn run(&self, ctx: &StageContext) -> Result<(), StageError>;
 }
 
-/// An instance's params (seed included) as a kind's typed params struct; an error names the
+/// An instance's resolved params (the seed is `Instance::seed`) as a kind's typed params struct; an error names the
 /// offending param.
 pub fn params_of<T: serde::de::DeserializeOwned>(inst: &Instance) -> Result<T, (String, String)> {
-    let v = serde_json::Value::Object(inst.kind_params());
+    let v = serde_json::Value::Object(inst.params.clone());
     serde_json::from_value(v).map_err(|e| {
         let msg = e.to_string();
         let field = msg.split('`').nth(1).unwrap_or("params").to_owned();

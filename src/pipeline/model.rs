@@ -93,14 +93,6 @@ impl Instance {
     }
 }
 
-impl Instance {
-    /// The params a built-in kind parses: resolved params without `seed` (the seed is
-    /// `Instance::seed`).
-    pub fn kind_params(&self) -> Map<String, Json> {
-        self.params.clone()
-    }
-}
-
 impl Pipeline {
     pub fn stage_index(&self, name: &str) -> Option<usize> {
         self.stages.iter().position(|s| s.name == name)
