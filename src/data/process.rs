@@ -45,12 +45,22 @@ pub struct StepCounts {
     pub kcore_rounds: usize,
 }
 
-pub fn process(rows: &[RawInteraction], steps: &Steps, what: &str) -> Result<(Interactions, StepCounts), DataError> {
-    let mut counts = StepCounts { raw: rows.len(), ..Default::default() };
-    let mut keep: Vec<&RawInteraction> = rows.iter().filter(|r| match (steps.min_rating, r.rating) {
-        (Some(t), Some(x)) => x >= t,
-        _ => true,
-    }).collect();
+pub fn process(
+    rows: &[RawInteraction],
+    steps: &Steps,
+    what: &str,
+) -> Result<(Interactions, StepCounts), DataError> {
+    let mut counts = StepCounts {
+        raw: rows.len(),
+        ..Default::default()
+    };
+    let mut keep: Vec<&RawInteraction> = rows
+        .iter()
+        .filter(|r| match (steps.min_rating, r.rating) {
+            (Some(t), Some(x)) => x >= t,
+            _ => true,
+        })
+        .collect();
     counts.after_threshold = keep.len();
     if steps.dedup {
         let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(keep.len());
@@ -77,11 +87,16 @@ pub fn process(rows: &[RawInteraction], steps: &Steps, what: &str) -> Result<(In
     counts.after_kcore = keep.len();
     if keep.is_empty() {
         let why = match (counts.after_threshold, steps.kcore) {
-            (0, _) => format!("no interaction has a rating >= {}", steps.min_rating.unwrap_or(0.0)),
+            (0, _) => format!(
+                "no interaction has a rating >= {}",
+                steps.min_rating.unwrap_or(0.0)
+            ),
             (_, k) if k > 0 => format!("{k}-core filtering removed every interaction"),
             _ => "the input has no interactions".to_owned(),
         };
-        return Err(DataError::Other(format!("{what}: the dataset is empty: {why}")));
+        return Err(DataError::Other(format!(
+            "{what}: the dataset is empty: {why}"
+        )));
     }
     let mut out = Interactions::default();
     let mut uid: HashMap<&str, u32> = HashMap::new();
@@ -108,16 +123,36 @@ mod tests {
     use super::*;
 
     fn r(u: &str, i: &str, rating: f64) -> RawInteraction {
-        RawInteraction { user: u.into(), item: i.into(), rating: Some(rating), timestamp: None }
+        RawInteraction {
+            user: u.into(),
+            item: i.into(),
+            rating: Some(rating),
+            timestamp: None,
+        }
     }
 
     #[test]
     fn threshold_dedup_and_iterative_kcore() {
         // u3 has 2 items -> dropped by 2-core? no: k=2 keeps u3 (a, b); item c only seen by u1
-        let rows = vec![r("u1", "a", 5.0), r("u1", "b", 4.0), r("u1", "c", 4.0), r("u2", "a", 4.0), r("u2", "b", 5.0), r("u3", "a", 1.0), r("u2", "a", 5.0)];
-        let steps = Steps { min_rating: Some(4.0), dedup: true, kcore: 2 };
+        let rows = vec![
+            r("u1", "a", 5.0),
+            r("u1", "b", 4.0),
+            r("u1", "c", 4.0),
+            r("u2", "a", 4.0),
+            r("u2", "b", 5.0),
+            r("u3", "a", 1.0),
+            r("u2", "a", 5.0),
+        ];
+        let steps = Steps {
+            min_rating: Some(4.0),
+            dedup: true,
+            kcore: 2,
+        };
         let (x, c) = process(&rows, &steps, "t").unwrap();
-        assert_eq!((c.raw, c.after_threshold, c.after_dedup, c.after_kcore), (7, 6, 5, 4));
+        assert_eq!(
+            (c.raw, c.after_threshold, c.after_dedup, c.after_kcore),
+            (7, 6, 5, 4)
+        );
         assert_eq!(x.user_ids, vec!["u1", "u2"]);
         assert_eq!(x.item_ids, vec!["a", "b"]);
         assert_eq!(x.user, vec![0, 0, 1, 1]);
@@ -127,7 +162,20 @@ mod tests {
     #[test]
     fn kcore_that_empties_the_dataset_is_an_error() {
         let rows = vec![r("u1", "a", 5.0), r("u2", "b", 5.0)];
-        let e = process(&rows, &Steps { min_rating: None, dedup: true, kcore: 2 }, "t").unwrap_err();
-        assert!(e.to_string().contains("2-core filtering removed every interaction"), "{e}");
+        let e = process(
+            &rows,
+            &Steps {
+                min_rating: None,
+                dedup: true,
+                kcore: 2,
+            },
+            "t",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("2-core filtering removed every interaction"),
+            "{e}"
+        );
     }
 }

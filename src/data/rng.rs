@@ -16,7 +16,9 @@ impl Rng {
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             z ^ (z >> 31)
         };
-        Rng { s: [next(), next(), next(), next()] }
+        Rng {
+            s: [next(), next(), next(), next()],
+        }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -64,7 +66,11 @@ mod tests {
         assert_eq!(got, REFERENCE);
     }
 
-    const REFERENCE: [u64; 3] = [11091344671253066420, 13793997310169335082, 1900383378846508768];
+    const REFERENCE: [u64; 3] = [
+        11091344671253066420,
+        13793997310169335082,
+        1900383378846508768,
+    ];
 
     #[test]
     fn shuffle_is_a_permutation_and_seeded() {

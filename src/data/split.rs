@@ -96,10 +96,18 @@ pub fn split(x: &Interactions, kind: &SplitKind, seed: u64) -> (Split, SplitCoun
         }
         SplitKind::ColdUsers { valid, test } | SplitKind::ColdItems { valid, test } => {
             let users = matches!(kind, SplitKind::ColdUsers { .. });
-            let n = if users { x.user_ids.len() } else { x.item_ids.len() };
+            let n = if users {
+                x.user_ids.len()
+            } else {
+                x.item_ids.len()
+            };
             let mut ids: Vec<usize> = (0..n).collect();
             rng.shuffle(&mut ids);
-            let (nv, nt) = if n >= 3 { holdout_sizes(n, *valid, *test) } else { (0, 0) };
+            let (nv, nt) = if n >= 3 {
+                holdout_sizes(n, *valid, *test)
+            } else {
+                (0, 0)
+            };
             let mut part = vec![0u8; n];
             for &i in &ids[..nt] {
                 part[i] = 2;
@@ -120,7 +128,12 @@ pub fn split(x: &Interactions, kind: &SplitKind, seed: u64) -> (Split, SplitCoun
     s.train.sort_unstable();
     s.valid.sort_unstable();
     s.test.sort_unstable();
-    let counts = SplitCounts { train: s.train.len(), valid: s.valid.len(), test: s.test.len(), users_train_only: train_only };
+    let counts = SplitCounts {
+        train: s.train.len(),
+        valid: s.valid.len(),
+        test: s.test.len(),
+        users_train_only: train_only,
+    };
     (s, counts)
 }
 
@@ -148,18 +161,42 @@ mod tests {
     #[test]
     fn random_holdout_keeps_one_of_each_and_is_seeded() {
         let x = data(&[3, 10, 20, 2]);
-        let (s, c) = split(&x, &SplitKind::Random { valid: 0.1, test: 0.1 }, 1);
+        let (s, c) = split(
+            &x,
+            &SplitKind::Random {
+                valid: 0.1,
+                test: 0.1,
+            },
+            1,
+        );
         assert_eq!(c.users_train_only, 1);
         // 3 items: 1/1/1; 10: 8/1/1; 20: 16/2/2; 2: train only
         assert_eq!((c.train, c.valid, c.test), (27, 4, 4));
         for u in 0..3u32 {
             for part in [&s.train, &s.valid, &s.test] {
-                assert!(part.iter().any(|&r| x.user[r] == u), "user {u} lacks a part");
+                assert!(
+                    part.iter().any(|&r| x.user[r] == u),
+                    "user {u} lacks a part"
+                );
             }
         }
-        let (s2, _) = split(&x, &SplitKind::Random { valid: 0.1, test: 0.1 }, 1);
+        let (s2, _) = split(
+            &x,
+            &SplitKind::Random {
+                valid: 0.1,
+                test: 0.1,
+            },
+            1,
+        );
         assert_eq!(s.test, s2.test);
-        let (s3, _) = split(&x, &SplitKind::Random { valid: 0.1, test: 0.1 }, 2);
+        let (s3, _) = split(
+            &x,
+            &SplitKind::Random {
+                valid: 0.1,
+                test: 0.1,
+            },
+            2,
+        );
         assert_ne!(s.test, s3.test);
     }
 
@@ -168,13 +205,23 @@ mod tests {
         let x = data(&[4]);
         // timestamps 100, 99, 98, 97: the latest is row 0
         let (s, _) = split(&x, &SplitKind::LeaveLastOut, 0);
-        assert_eq!((s.test.clone(), s.valid.clone(), s.train.clone()), (vec![0], vec![1], vec![2, 3]));
+        assert_eq!(
+            (s.test.clone(), s.valid.clone(), s.train.clone()),
+            (vec![0], vec![1], vec![2, 3])
+        );
     }
 
     #[test]
     fn cold_users_hold_out_whole_users() {
         let x = data(&[2, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
-        let (s, c) = split(&x, &SplitKind::ColdUsers { valid: 0.1, test: 0.1 }, 3);
+        let (s, c) = split(
+            &x,
+            &SplitKind::ColdUsers {
+                valid: 0.1,
+                test: 0.1,
+            },
+            3,
+        );
         assert_eq!((c.train, c.valid, c.test), (16, 2, 2));
         let tu: std::collections::BTreeSet<u32> = s.test.iter().map(|&r| x.user[r]).collect();
         assert_eq!(tu.len(), 1);

@@ -19,8 +19,16 @@ pub fn ndcg_at(ranking: &[u32], truth: &HashSet<u32>, k: usize) -> f64 {
     if truth.is_empty() {
         return 0.0;
     }
-    let dcg: f64 = ranking.iter().take(k).enumerate().filter(|(_, i)| truth.contains(i)).map(|(r, _)| 1.0 / (r as f64 + 2.0).log2()).sum();
-    let idcg: f64 = (0..k.min(truth.len())).map(|r| 1.0 / (r as f64 + 2.0).log2()).sum();
+    let dcg: f64 = ranking
+        .iter()
+        .take(k)
+        .enumerate()
+        .filter(|(_, i)| truth.contains(i))
+        .map(|(r, _)| 1.0 / (r as f64 + 2.0).log2())
+        .sum();
+    let idcg: f64 = (0..k.min(truth.len()))
+        .map(|r| 1.0 / (r as f64 + 2.0).log2())
+        .sum();
     dcg / idcg
 }
 
@@ -28,9 +36,13 @@ pub fn ndcg_at(ranking: &[u32], truth: &HashSet<u32>, k: usize) -> f64 {
 pub fn top_k(scores: &[f32], exclude: &HashSet<u32>, k: usize) -> Vec<u32> {
     let better = |a: &u32, b: &u32| {
         let (sa, sb) = (scores[*a as usize], scores[*b as usize]);
-        sb.partial_cmp(&sa).unwrap_or(std::cmp::Ordering::Equal).then(a.cmp(b))
+        sb.partial_cmp(&sa)
+            .unwrap_or(std::cmp::Ordering::Equal)
+            .then(a.cmp(b))
     };
-    let mut cand: Vec<u32> = (0..scores.len() as u32).filter(|i| !exclude.contains(i) && !scores[*i as usize].is_nan()).collect();
+    let mut cand: Vec<u32> = (0..scores.len() as u32)
+        .filter(|i| !exclude.contains(i) && !scores[*i as usize].is_nan())
+        .collect();
     if cand.len() > k {
         cand.select_nth_unstable_by(k - 1, better);
         cand.truncate(k);

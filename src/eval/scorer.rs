@@ -41,11 +41,16 @@ impl MostPopular {
 
     pub fn load(dir: &Path) -> Result<MostPopular, String> {
         let path = dir.join("popularity.csv");
-        let mut r = csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut r =
+            csv::Reader::from_path(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut counts = Vec::new();
         for rec in r.records() {
             let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-            counts.push(rec.get(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("{}: bad row", path.display()))?);
+            counts.push(
+                rec.get(1)
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| format!("{}: bad row", path.display()))?,
+            );
         }
         Ok(MostPopular { counts })
     }
@@ -59,11 +64,15 @@ pub struct Inputs {
 }
 
 pub fn find_inputs(inputs: &BTreeMap<String, PathBuf>) -> Result<Inputs, String> {
-    let ingest: Vec<&PathBuf> = inputs.values().filter(|d| d.join("train.csv").is_file() && d.join("stats.json").is_file()).collect();
+    let ingest: Vec<&PathBuf> = inputs
+        .values()
+        .filter(|d| d.join("train.csv").is_file() && d.join("stats.json").is_file())
+        .collect();
     let models: Vec<(&PathBuf, String)> = inputs
         .values()
         .filter_map(|d| {
-            let v: Json = serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).ok()?).ok()?;
+            let v: Json =
+                serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).ok()?).ok()?;
             Some((d, v["model"].as_str()?.to_owned()))
         })
         .collect();

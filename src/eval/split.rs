@@ -22,7 +22,11 @@ fn pairs(path: &Path) -> Result<Vec<(u32, u32)>, String> {
     let mut out = Vec::new();
     for rec in r.records() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        let get = |k: usize| rec.get(k).and_then(|s| s.parse::<u32>().ok()).ok_or_else(|| format!("{}: bad row {rec:?}", path.display()));
+        let get = |k: usize| {
+            rec.get(k)
+                .and_then(|s| s.parse::<u32>().ok())
+                .ok_or_else(|| format!("{}: bad row {rec:?}", path.display()))
+        };
         out.push((get(0)?, get(1)?));
     }
     Ok(out)
@@ -31,8 +35,11 @@ fn pairs(path: &Path) -> Result<Vec<(u32, u32)>, String> {
 impl EvalSplit {
     /// `which` is `test` or `valid`.
     pub fn read(ingest: &Path, which: &str) -> Result<EvalSplit, String> {
-        let stats: Json = serde_json::from_str(&std::fs::read_to_string(ingest.join("stats.json")).map_err(|e| format!("{}: {e}", ingest.display()))?)
-            .map_err(|e| format!("stats.json: {e}"))?;
+        let stats: Json = serde_json::from_str(
+            &std::fs::read_to_string(ingest.join("stats.json"))
+                .map_err(|e| format!("{}: {e}", ingest.display()))?,
+        )
+        .map_err(|e| format!("stats.json: {e}"))?;
         let users = stats["users"].as_u64().ok_or("stats.json lacks `users`")? as usize;
         let items = stats["items"].as_u64().ok_or("stats.json lacks `items`")? as usize;
         let mut train = vec![HashSet::new(); users];
@@ -43,12 +50,18 @@ impl EvalSplit {
         for (u, i) in pairs(&ingest.join(format!("{which}.csv")))? {
             heldout[u as usize].insert(i);
         }
-        Ok(EvalSplit { train, heldout, items })
+        Ok(EvalSplit {
+            train,
+            heldout,
+            items,
+        })
     }
 
     /// Users with held-out items, in id order.
     pub fn eval_users(&self) -> Vec<u32> {
-        (0..self.heldout.len() as u32).filter(|&u| !self.heldout[u as usize].is_empty()).collect()
+        (0..self.heldout.len() as u32)
+            .filter(|&u| !self.heldout[u as usize].is_empty())
+            .collect()
     }
 }
 
@@ -65,16 +78,31 @@ impl UserMetrics {
     pub fn new(recall: &[usize], ndcg: &[usize]) -> UserMetrics {
         let mut names: Vec<String> = recall.iter().map(|k| format!("recall@{k}")).collect();
         names.extend(ndcg.iter().map(|k| format!("ndcg@{k}")));
-        UserMetrics { names, rows: Vec::new(), recall: recall.to_vec(), ndcg: ndcg.to_vec() }
+        UserMetrics {
+            names,
+            rows: Vec::new(),
+            recall: recall.to_vec(),
+            ndcg: ndcg.to_vec(),
+        }
     }
 
     /// Rank and score a batch: `scores[b]` holds a score per item for `users[b]`.
     pub fn add_batch(&mut self, split: &EvalSplit, users: &[u32], scores: &[Vec<f32>]) {
-        let kmax = self.recall.iter().chain(&self.ndcg).copied().max().unwrap_or(0);
+        let kmax = self
+            .recall
+            .iter()
+            .chain(&self.ndcg)
+            .copied()
+            .max()
+            .unwrap_or(0);
         for (&u, s) in users.iter().zip(scores) {
             let truth = &split.heldout[u as usize];
             let ranking = top_k(s, &split.train[u as usize], kmax);
-            let mut v: Vec<f64> = self.recall.iter().map(|&k| recall_at(&ranking, truth, k)).collect();
+            let mut v: Vec<f64> = self
+                .recall
+                .iter()
+                .map(|&k| recall_at(&ranking, truth, k))
+                .collect();
             v.extend(self.ndcg.iter().map(|&k| ndcg_at(&ranking, truth, k)));
             self.rows.push((u, truth.len(), v));
         }
@@ -82,7 +110,9 @@ impl UserMetrics {
 
     pub fn means(&self) -> Vec<f64> {
         let n = self.rows.len().max(1) as f64;
-        (0..self.names.len()).map(|j| self.rows.iter().map(|r| r.2[j]).sum::<f64>() / n).collect()
+        (0..self.names.len())
+            .map(|j| self.rows.iter().map(|r| r.2[j]).sum::<f64>() / n)
+            .collect()
     }
 
     /// metrics.json: `model`, `split`, `users`, and the mean of each metric.
@@ -101,7 +131,14 @@ impl UserMetrics {
     pub fn per_user_csv(&self) -> String {
         let mut out = format!("user,heldout,{}\n", self.names.join(","));
         for (u, n, v) in &self.rows {
-            let _ = writeln!(out, "{u},{n},{}", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","));
+            let _ = writeln!(
+                out,
+                "{u},{n},{}",
+                v.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
         }
         out
     }

@@ -170,7 +170,11 @@ fn run_in(
         Err(StageError::Failed(message)) => {
             let mut log = &log;
             let _ = writeln!(log, "error: {message}");
-            Err(ExecError::Stage { label: inst.label.clone(), message, log: log_path })
+            Err(ExecError::Stage {
+                label: inst.label.clone(),
+                message,
+                log: log_path,
+            })
         }
     }
 }

@@ -50,10 +50,18 @@ impl StageKind for Evaluate {
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: EvaluateParams = params_of(inst)?;
         if p.split != "test" && p.split != "valid" {
-            return Err(("split".into(), format!("`split` is `test` or `valid`, not `{}`", p.split)));
+            return Err((
+                "split".into(),
+                format!("`split` is `test` or `valid`, not `{}`", p.split),
+            ));
         }
-        if p.recall_at.iter().chain(&p.ndcg_at).any(|&k| k == 0) || p.recall_at.is_empty() && p.ndcg_at.is_empty() {
-            return Err(("recall_at".into(), "cut-offs must be positive, and there must be at least one".into()));
+        if p.recall_at.iter().chain(&p.ndcg_at).any(|&k| k == 0)
+            || p.recall_at.is_empty() && p.ndcg_at.is_empty()
+        {
+            return Err((
+                "recall_at".into(),
+                "cut-offs must be positive, and there must be at least one".into(),
+            ));
         }
         if p.batch_size == 0 {
             return Err(("batch_size".into(), "`batch_size` must be positive".into()));
@@ -69,10 +77,26 @@ impl StageKind for Evaluate {
         let mut scorer: Box<dyn Scorer> = match inputs.model_kind.as_str() {
             "most-popular" => Box::new(MostPopular::load(&inputs.model).map_err(fail)?),
             "cllm4rec" => {
-                let tokens = ctx.inputs.values().find(|d| d.join("rec.tok").is_file()).ok_or_else(|| fail("evaluating CLLM4Rec needs its `tokenize` stage among the inputs".into()))?;
-                Box::new(crate::model::cllm4rec::scorer::Cllm4RecScorer::load(&inputs.model, tokens).map_err(fail)?)
+                let tokens = ctx
+                    .inputs
+                    .values()
+                    .find(|d| d.join("rec.tok").is_file())
+                    .ok_or_else(|| {
+                        fail(
+                            "evaluating CLLM4Rec needs its `tokenize` stage among the inputs"
+                                .into(),
+                        )
+                    })?;
+                Box::new(
+                    crate::model::cllm4rec::scorer::Cllm4RecScorer::load(&inputs.model, tokens)
+                        .map_err(fail)?,
+                )
             }
-            other => return Err(StageError::Failed(format!("cannot evaluate a `{other}` model"))),
+            other => {
+                return Err(StageError::Failed(format!(
+                    "cannot evaluate a `{other}` model"
+                )))
+            }
         };
         let users = split.eval_users();
         let mut m = UserMetrics::new(&p.recall_at, &p.ndcg_at);
@@ -84,8 +108,14 @@ impl StageKind for Evaluate {
             m.add_batch(&split, batch, &scores);
         }
         let summary = m.summary(&scorer.model(), &p.split);
-        let w = |name: &str, text: String| std::fs::write(ctx.out.join(name), text).map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")));
-        w("metrics.json", serde_json::to_string_pretty(&summary).expect("plain data") + "\n")?;
+        let w = |name: &str, text: String| {
+            std::fs::write(ctx.out.join(name), text)
+                .map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")))
+        };
+        w(
+            "metrics.json",
+            serde_json::to_string_pretty(&summary).expect("plain data") + "\n",
+        )?;
         w("per_user.csv", m.per_user_csv())?;
         Ok(())
     }

@@ -74,18 +74,36 @@ struct Inputs {
 
 fn inputs(ctx: &StageContext) -> Result<Inputs, String> {
     let find = |f: &str| ctx.inputs.values().find(|d| d.join(f).is_file()).cloned();
-    match (find("checkpoint.safetensors"), find("rec.tok"), find("train.csv")) {
-        (Some(model), Some(tokens), Some(ingest)) => Ok(Inputs { model, tokens, ingest }),
-        _ => Err("a `finetune` stage needs a `pretrain`, a `tokenize` and an `ingest` stage".into()),
+    match (
+        find("checkpoint.safetensors"),
+        find("rec.tok"),
+        find("train.csv"),
+    ) {
+        (Some(model), Some(tokens), Some(ingest)) => Ok(Inputs {
+            model,
+            tokens,
+            ingest,
+        }),
+        _ => {
+            Err("a `finetune` stage needs a `pretrain`, a `tokenize` and an `ingest` stage".into())
+        }
     }
 }
 
 /// One epoch's masked prompts: for each user, the prompt without a random `ratio` of its
 /// items, and the targets.
-fn masked_prompts(prompts: &[(u32, Seq)], item_offset: u32, ratio: f64, all: bool, rng: &mut Rng) -> Vec<(Seq, Vec<u32>)> {
+fn masked_prompts(
+    prompts: &[(u32, Seq)],
+    item_offset: u32,
+    ratio: f64,
+    all: bool,
+    rng: &mut Rng,
+) -> Vec<(Seq, Vec<u32>)> {
     let mut out = Vec::new();
     for (_, s) in prompts {
-        let items: Vec<usize> = (0..s.tokens.len()).filter(|&t| s.tokens[t] >= item_offset).collect();
+        let items: Vec<usize> = (0..s.tokens.len())
+            .filter(|&t| s.tokens[t] >= item_offset)
+            .collect();
         if items.is_empty() {
             continue;
         }
@@ -93,9 +111,28 @@ fn masked_prompts(prompts: &[(u32, Seq)], item_offset: u32, ratio: f64, all: boo
         let mut pick = items.clone();
         rng.shuffle(&mut pick);
         let drop: std::collections::HashSet<usize> = pick[..k].iter().copied().collect();
-        let tokens: Vec<u32> = s.tokens.iter().enumerate().filter(|(t, _)| !drop.contains(t)).map(|(_, &x)| x).collect();
-        let targets: Vec<u32> = if all { items.iter().map(|&t| s.tokens[t] - item_offset).collect() } else { pick[..k].iter().map(|&t| s.tokens[t] - item_offset).collect() };
-        out.push((Seq { prompt_len: tokens.len(), tokens }, targets));
+        let tokens: Vec<u32> = s
+            .tokens
+            .iter()
+            .enumerate()
+            .filter(|(t, _)| !drop.contains(t))
+            .map(|(_, &x)| x)
+            .collect();
+        let targets: Vec<u32> = if all {
+            items.iter().map(|&t| s.tokens[t] - item_offset).collect()
+        } else {
+            pick[..k]
+                .iter()
+                .map(|&t| s.tokens[t] - item_offset)
+                .collect()
+        };
+        out.push((
+            Seq {
+                prompt_len: tokens.len(),
+                tokens,
+            },
+            targets,
+        ));
     }
     out
 }
@@ -112,13 +149,27 @@ impl StageKind for Finetune {
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: FinetuneParams = params_of(inst)?;
         if p.targets != "masked" && p.targets != "all" {
-            return Err(("targets".into(), format!("`targets` is `masked` or `all`, not `{}`", p.targets)));
+            return Err((
+                "targets".into(),
+                format!("`targets` is `masked` or `all`, not `{}`", p.targets),
+            ));
         }
         if !(p.mask_ratio > 0.0 && p.mask_ratio < 1.0) {
-            return Err(("mask_ratio".into(), "`mask_ratio` must be between 0 and 1".into()));
+            return Err((
+                "mask_ratio".into(),
+                "`mask_ratio` must be between 0 and 1".into(),
+            ));
         }
-        if p.lr.is_nan() || p.lr <= 0.0 || p.batch_size == 0 || p.lambda_c.is_nan() || p.lambda_c < 0.0 {
-            return Err(("lr".into(), "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into()));
+        if p.lr.is_nan()
+            || p.lr <= 0.0
+            || p.batch_size == 0
+            || p.lambda_c.is_nan()
+            || p.lambda_c < 0.0
+        {
+            return Err((
+                "lr".into(),
+                "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into(),
+            ));
         }
         Ok(())
     }
@@ -137,7 +188,15 @@ impl StageKind for Finetune {
         let mut rng = Rng::new(seed ^ 0x6674);
         let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
         let lambda = p.lambda_c;
-        let f = move |m: &Cllm4Rec, b: &Batch, t: Option<&[Vec<u32>]>| loss::rec(m, b, t.unwrap_or(&[]), lambda, &m.collab_items.val().device());
+        let f = move |m: &Cllm4Rec, b: &Batch, t: Option<&[Vec<u32>]>| {
+            loss::rec(
+                m,
+                b,
+                t.unwrap_or(&[]),
+                lambda,
+                &m.collab_items.val().device(),
+            )
+        };
         let mut log = ctx.log;
         let mut validate = |m: &Cllm4Rec| -> Result<(f64, serde_json::Value), String> {
             scorer.set_model(m.valid());
@@ -158,13 +217,38 @@ impl StageKind for Finetune {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
             }
-            let pairs = masked_prompts(&prompts, item_offset, p.mask_ratio, p.targets == "all", &mut rng);
+            let pairs = masked_prompts(
+                &prompts,
+                item_offset,
+                p.mask_ratio,
+                p.targets == "all",
+                &mut rng,
+            );
             let lens: Vec<usize> = pairs.iter().map(|(s, _)| s.tokens.len()).collect();
-            let (seqs, targets): (Vec<Seq>, Vec<Vec<u32>>) = bucket_order(&lens, p.batch_size, &mut rng).into_iter().map(|k| pairs[k].clone()).unzip();
-            let (m, stats) = epoch(model, &mut optim, &seqs, Some(&targets), p.batch_size, p.lr, ("finetune", e), &f, &mut progress).map_err(|e| fail(e.to_string()))?;
+            let (seqs, targets): (Vec<Seq>, Vec<Vec<u32>>) =
+                bucket_order(&lens, p.batch_size, &mut rng)
+                    .into_iter()
+                    .map(|k| pairs[k].clone())
+                    .unzip();
+            let (m, stats) = epoch(
+                model,
+                &mut optim,
+                &seqs,
+                Some(&targets),
+                p.batch_size,
+                p.lr,
+                ("finetune", e),
+                &f,
+                &mut progress,
+            )
+            .map_err(|e| fail(e.to_string()))?;
             model = m;
             let (crit, v) = validate(&model).map_err(fail)?;
-            let _ = writeln!(log, "epoch {e}: loss {:.4} ({:.0} tokens/s), valid {v}", stats.loss, stats.tokens_per_s);
+            let _ = writeln!(
+                log,
+                "epoch {e}: loss {:.4} ({:.0} tokens/s), valid {v}",
+                stats.loss, stats.tokens_per_s
+            );
             history.push(json!({"epoch": e, "train": stats, "valid": v}));
             if crit > best {
                 best = crit;
@@ -173,8 +257,15 @@ impl StageKind for Finetune {
             }
         }
         let model = checkpoint::from_bytes(model, &best_bytes).map_err(fail)?;
-        let info = ModelInfo { stage: "finetune".into(), best_epoch: Some(best_epoch), ..info };
-        let _ = writeln!(log, "kept epoch {best_epoch} (valid Recall@20 + Recall@40 + NDCG@100 = {best:.4})");
+        let info = ModelInfo {
+            stage: "finetune".into(),
+            best_epoch: Some(best_epoch),
+            ..info
+        };
+        let _ = writeln!(
+            log,
+            "kept epoch {best_epoch} (valid Recall@20 + Recall@40 + NDCG@100 = {best:.4})"
+        );
         files::write(ctx.out, &model, &info, &json!(history)).map_err(fail)
     }
 }

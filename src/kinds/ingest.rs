@@ -62,7 +62,10 @@ impl IngestParams {
     fn split_kind(&self) -> Result<SplitKind, String> {
         let [tr, va, te] = self.ratios;
         if tr <= 0.0 || va < 0.0 || te < 0.0 || ((tr + va + te) - 1.0).abs() > 1e-6 {
-            return Err(format!("`ratios` must be [train, valid, test] summing to 1, got {:?}", self.ratios));
+            return Err(format!(
+                "`ratios` must be [train, valid, test] summing to 1, got {:?}",
+                self.ratios
+            ));
         }
         Ok(match self.split.as_str() {
             "random" => SplitKind::Random { valid: va, test: te },
@@ -97,7 +100,9 @@ impl StageKind for Ingest {
     }
 
     fn implicit_deps(&self, inst: &Instance) -> Vec<(String, String)> {
-        let Ok(p) = params_of::<IngestParams>(inst) else { return Vec::new() };
+        let Ok(p) = params_of::<IngestParams>(inst) else {
+            return Vec::new();
+        };
         let mut v = vec![("path".to_owned(), p.path)];
         v.extend(p.item_text.map(|t| ("item_text".to_owned(), t)));
         v.extend(p.user_text.map(|t| ("user_text".to_owned(), t)));
@@ -119,14 +124,28 @@ impl StageKind for Ingest {
             user_text: abs(&p.user_text),
         };
         let raw = readers::read(p.format, &path, &table).map_err(fail)?;
-        let _ = writeln!(log, "read {} interactions from {} file(s)", raw.interactions.len(), raw.files.len());
-        let steps = Steps { min_rating: p.min_rating, dedup: p.dedup, kcore: p.kcore };
-        let (x, counts) = process(&raw.interactions, &steps, &path.display().to_string()).map_err(fail)?;
+        let _ = writeln!(
+            log,
+            "read {} interactions from {} file(s)",
+            raw.interactions.len(),
+            raw.files.len()
+        );
+        let steps = Steps {
+            min_rating: p.min_rating,
+            dedup: p.dedup,
+            kcore: p.kcore,
+        };
+        let (x, counts) =
+            process(&raw.interactions, &steps, &path.display().to_string()).map_err(fail)?;
         let kind = p.split_kind().map_err(StageError::Failed)?;
         let seed = ctx.instance.seed.as_u64().unwrap_or(0);
         let (s, split_counts) = split(&x, &kind, seed);
         let stats = write(ctx.out, &x, &raw, &s, split_counts, counts).map_err(fail)?;
-        let _ = writeln!(log, "{} users, {} items, {} interactions", stats.users, stats.items, stats.interactions);
+        let _ = writeln!(
+            log,
+            "{} users, {} items, {} interactions",
+            stats.users, stats.items, stats.interactions
+        );
         Ok(())
     }
 }

@@ -90,7 +90,10 @@ pub fn params_of<T: serde::de::DeserializeOwned>(inst: &Instance) -> Result<T, (
         let field = msg.split('`').nth(1).unwrap_or("params").to_owned();
         let hint = if msg.starts_with("unknown field") {
             let expected: Vec<&str> = msg.split('`').skip(3).step_by(2).collect();
-            format!("; {}", crate::diag::suggest(&field, &expected, "known params"))
+            format!(
+                "; {}",
+                crate::diag::suggest(&field, &expected, "known params")
+            )
         } else {
             String::new()
         };
@@ -105,7 +108,17 @@ pub struct Registry {
 
 impl Default for Registry {
     fn default() -> Self {
-        Registry { kinds: vec![Box::new(command::Command), Box::new(ingest::Ingest), Box::new(tokenize::Tokenize), Box::new(popular::Popular), Box::new(pretrain::Pretrain), Box::new(finetune::Finetune), Box::new(evaluate::Evaluate)] }
+        Registry {
+            kinds: vec![
+                Box::new(command::Command),
+                Box::new(ingest::Ingest),
+                Box::new(tokenize::Tokenize),
+                Box::new(popular::Popular),
+                Box::new(pretrain::Pretrain),
+                Box::new(finetune::Finetune),
+                Box::new(evaluate::Evaluate),
+            ],
+        }
     }
 }
 

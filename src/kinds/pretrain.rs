@@ -13,8 +13,8 @@ use crate::kinds::{params_of, StageContext, StageError, StageKind};
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::{fit, Batch, Seq};
 use crate::model::cllm4rec::files::{self, ModelInfo};
-use crate::model::cllm4rec::train::{epoch, LossFn};
 use crate::model::cllm4rec::loss::ContentVocab;
+use crate::model::cllm4rec::train::{epoch, LossFn};
 use crate::model::cllm4rec::{loss, Cllm4Rec};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
 use crate::pipeline::Instance;
@@ -111,26 +111,57 @@ impl BackboneParams {
     pub fn check(&self) -> Result<(), (String, String)> {
         if self.backbone == "random" {
             if self.n_embd == 0 || self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
-                return Err(("n_embd".into(), format!("`n_embd` ({}) must be a positive multiple of `n_head` ({})", self.n_embd, self.n_head)));
+                return Err((
+                    "n_embd".into(),
+                    format!(
+                        "`n_embd` ({}) must be a positive multiple of `n_head` ({})",
+                        self.n_embd, self.n_head
+                    ),
+                ));
             }
             if self.n_layer == 0 || self.n_positions < 8 {
-                return Err(("n_layer".into(), "the backbone needs at least one layer and 8 positions".into()));
+                return Err((
+                    "n_layer".into(),
+                    "the backbone needs at least one layer and 8 positions".into(),
+                ));
             }
         }
         Ok(())
     }
 
     /// Build the backbone for a vocabulary of `base` words.
-    pub fn build(&self, base: usize, seed: u64, workdir: &Path, device: &burn::tensor::Device) -> Result<(Gpt2, bool), String> {
+    pub fn build(
+        &self,
+        base: usize,
+        seed: u64,
+        workdir: &Path,
+        device: &burn::tensor::Device,
+    ) -> Result<(Gpt2, bool), String> {
         let (gpt2, pretrained) = if self.backbone == "random" {
-            (Gpt2Config::new(base, self.n_positions, self.n_embd, self.n_layer, self.n_head).init(seed, device), false)
+            (
+                Gpt2Config::new(
+                    base,
+                    self.n_positions,
+                    self.n_embd,
+                    self.n_layer,
+                    self.n_head,
+                )
+                .init(seed, device),
+                false,
+            )
         } else {
             let dir = workdir.join(&self.backbone);
-            (Gpt2::from_pretrained(&dir, device).map_err(|e| format!("backbone `{}`: {e}", dir.display()))?, true)
+            (
+                Gpt2::from_pretrained(&dir, device)
+                    .map_err(|e| format!("backbone `{}`: {e}", dir.display()))?,
+                true,
+            )
         };
         let vocab = gpt2.wte_weight().dims()[0];
         if vocab != base {
-            return Err(format!("the backbone has {vocab} word embeddings but the tokenizer {base} words"));
+            return Err(format!(
+                "the backbone has {vocab} word embeddings but the tokenizer {base} words"
+            ));
         }
         let frozen = self.freeze.unwrap_or(pretrained);
         Ok((gpt2.frozen(frozen), frozen))
@@ -142,7 +173,13 @@ pub fn seqs(c: &Corpus, max_len: usize) -> Vec<Seq> {
     (0..c.len())
         .map(|d| {
             let (p, m) = c.doc(d);
-            fit(Seq { tokens: p.iter().chain(m).copied().collect(), prompt_len: p.len() }, max_len)
+            fit(
+                Seq {
+                    tokens: p.iter().chain(m).copied().collect(),
+                    prompt_len: p.len(),
+                },
+                max_len,
+            )
         })
         .collect()
 }
@@ -173,20 +210,42 @@ impl StageKind for Pretrain {
         let p: PretrainParams = params_of(inst)?;
         p.backbone.check()?;
         if p.content_vocab != "full" && p.content_vocab != "corpus" {
-            return Err(("content_vocab".into(), format!("`content_vocab` is `full` or `corpus`, not `{}`", p.content_vocab)));
+            return Err((
+                "content_vocab".into(),
+                format!(
+                    "`content_vocab` is `full` or `corpus`, not `{}`",
+                    p.content_vocab
+                ),
+            ));
         }
         if p.item_order != "shuffle" && p.item_order != "fixed" {
-            return Err(("item_order".into(), format!("`item_order` is `shuffle` or `fixed`, not `{}`", p.item_order)));
+            return Err((
+                "item_order".into(),
+                format!(
+                    "`item_order` is `shuffle` or `fixed`, not `{}`",
+                    p.item_order
+                ),
+            ));
         }
-        if p.lr.is_nan() || p.lr <= 0.0 || p.batch_size == 0 || p.lambda_c.is_nan() || p.lambda_c < 0.0 {
-            return Err(("lr".into(), "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into()));
+        if p.lr.is_nan()
+            || p.lr <= 0.0
+            || p.batch_size == 0
+            || p.lambda_c.is_nan()
+            || p.lambda_c < 0.0
+        {
+            return Err((
+                "lr".into(),
+                "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into(),
+            ));
         }
         Ok(())
     }
 
     fn implicit_deps(&self, inst: &Instance) -> Vec<(String, String)> {
         match params_of::<PretrainParams>(inst) {
-            Ok(p) if p.backbone.backbone != "random" => vec![("backbone".into(), p.backbone.backbone)],
+            Ok(p) if p.backbone.backbone != "random" => {
+                vec![("backbone".into(), p.backbone.backbone)]
+            }
             _ => Vec::new(),
         }
     }
@@ -194,11 +253,18 @@ impl StageKind for Pretrain {
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
         let p: PretrainParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
         let fail = StageError::Failed;
-        let tok = ctx.inputs.values().find(|d| d.join("vocab.json").is_file()).ok_or_else(|| fail("a `pretrain` stage needs a `tokenize` stage".into()))?;
+        let tok = ctx
+            .inputs
+            .values()
+            .find(|d| d.join("vocab.json").is_file())
+            .ok_or_else(|| fail("a `pretrain` stage needs a `tokenize` stage".into()))?;
         let (base, users, items) = files::vocab(tok).map_err(fail)?;
         let seed = ctx.instance.seed.as_u64().unwrap_or(0);
         let device = train_device();
-        let (backbone, frozen) = p.backbone.build(base, seed, ctx.workdir, &device).map_err(fail)?;
+        let (backbone, frozen) = p
+            .backbone
+            .build(base, seed, ctx.workdir, &device)
+            .map_err(fail)?;
         let max_len = backbone.n_positions();
         let mut model = Cllm4Rec::new(backbone, users, items, seed, &device);
         let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
@@ -206,7 +272,13 @@ impl StageKind for Pretrain {
         let content_corpus = files::corpus(tok, "content.tok").map_err(fail)?;
         let content_docs = seqs(&content_corpus, max_len);
         let vocab = if p.content_vocab == "corpus" {
-            ContentVocab::corpus(content_corpus.tokens.iter().copied().filter(|&t| (t as usize) < base))
+            ContentVocab::corpus(
+                content_corpus
+                    .tokens
+                    .iter()
+                    .copied()
+                    .filter(|&t| (t as usize) < base),
+            )
         } else {
             ContentVocab::Full
         };
@@ -215,9 +287,14 @@ impl StageKind for Pretrain {
         let mut history = Vec::new();
         let mut log = ctx.log;
         let lambda = p.lambda_c;
-        let collab_loss = move |m: &Cllm4Rec, b: &Batch, _: Option<&[Vec<u32>]>| loss::collab(m, b, lambda, &b_device(m));
-        let content_loss = move |m: &Cllm4Rec, b: &Batch, _: Option<&[Vec<u32>]>| loss::content(m, b, vocab, lambda, &b_device(m));
-        let mut phases: Vec<(&str, usize)> = (1..=p.content_warmup).map(|e| ("warmup", e)).collect();
+        let collab_loss = move |m: &Cllm4Rec, b: &Batch, _: Option<&[Vec<u32>]>| {
+            loss::collab(m, b, lambda, &b_device(m))
+        };
+        let content_loss = move |m: &Cllm4Rec, b: &Batch, _: Option<&[Vec<u32>]>| {
+            loss::content(m, b, vocab, lambda, &b_device(m))
+        };
+        let mut phases: Vec<(&str, usize)> =
+            (1..=p.content_warmup).map(|e| ("warmup", e)).collect();
         for e in 1..=p.epochs {
             phases.push(("collab", e));
             if p.content {
@@ -244,10 +321,28 @@ impl StageKind for Pretrain {
                 continue;
             }
             let lens: Vec<usize> = docs.iter().map(|s| s.tokens.len()).collect();
-            let docs: Vec<Seq> = bucket_order(&lens, p.batch_size, &mut rng).into_iter().map(|i| docs[i].clone()).collect();
-            let (m, stats) = epoch(model, &mut optim, &docs, None, p.batch_size, p.lr, (phase, e), f, &mut progress).map_err(|e| fail(e.to_string()))?;
+            let docs: Vec<Seq> = bucket_order(&lens, p.batch_size, &mut rng)
+                .into_iter()
+                .map(|i| docs[i].clone())
+                .collect();
+            let (m, stats) = epoch(
+                model,
+                &mut optim,
+                &docs,
+                None,
+                p.batch_size,
+                p.lr,
+                (phase, e),
+                f,
+                &mut progress,
+            )
+            .map_err(|e| fail(e.to_string()))?;
             model = m;
-            let _ = writeln!(log, "{phase} epoch {e}: loss {:.4} nll {:.4} ({} tokens in {:.1} s, {:.0} tokens/s)", stats.loss, stats.nll, stats.tokens, stats.seconds, stats.tokens_per_s);
+            let _ = writeln!(
+                log,
+                "{phase} epoch {e}: loss {:.4} nll {:.4} ({} tokens in {:.1} s, {:.0} tokens/s)",
+                stats.loss, stats.nll, stats.tokens, stats.seconds, stats.tokens_per_s
+            );
             history.push(stats);
         }
         let cfg = model.backbone.wte_weight().dims();

@@ -106,7 +106,10 @@ impl StageKind for Tokenize {
         let tok = text::by_name(&p.tokenizer).map_err(|m| ("tokenizer".to_owned(), m))?;
         templates(&p, tok.as_ref())?;
         if inst.inputs.len() != 1 || inst.inputs[0].gather {
-            return Err(("needs".into(), "a `tokenize` stage needs exactly one `ingest` stage".into()));
+            return Err((
+                "needs".into(),
+                "a `tokenize` stage needs exactly one `ingest` stage".into(),
+            ));
         }
         Ok(())
     }
@@ -115,10 +118,18 @@ impl StageKind for Tokenize {
         let p: TokenizeParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
         let tok = text::by_name(&p.tokenizer).map_err(StageError::Failed)?;
         let t = templates(&p, tok.as_ref()).map_err(|(_, m)| StageError::Failed(m))?;
-        let input = ctx.inputs.values().next().ok_or_else(|| StageError::Failed("no input".into()))?;
+        let input = ctx
+            .inputs
+            .values()
+            .next()
+            .ok_or_else(|| StageError::Failed("no input".into()))?;
         let fail = |m: String| StageError::Failed(m);
         let data = IngestOutput::read(input).map_err(fail)?;
-        let v = Vocab { base: tok.vocab_size(), users: data.users.len() as u32, items: data.items.len() as u32 };
+        let v = Vocab {
+            base: tok.vocab_size(),
+            users: data.users.len() as u32,
+            items: data.items.len() as u32,
+        };
 
         // Training items per user, oldest first when there are timestamps.
         let mut by_user: Vec<Vec<(i64, usize, u32)>> = vec![Vec::new(); data.users.len()];
@@ -136,7 +147,12 @@ impl StageKind for Tokenize {
             let items: Vec<u32> = rows.iter().map(|r| r.2).collect();
             let u = u as u32;
             let (kept, cut) = tail(&items, p.max_items);
-            collab.push(&t.collab.render(&v, Some(u), None, &[]), &kept.iter().map(|&i| v.item(i)).collect::<Vec<_>>(), Some(u), None);
+            collab.push(
+                &t.collab.render(&v, Some(u), None, &[]),
+                &kept.iter().map(|&i| v.item(i)).collect::<Vec<_>>(),
+                Some(u),
+                None,
+            );
             collab_cut += cut as usize;
             rec.push(&t.rec.render(&v, Some(u), None, kept), &[], Some(u), None);
             rec_cut += cut as usize;
@@ -153,28 +169,50 @@ impl StageKind for Tokenize {
             ids
         };
         let train: HashSet<(u32, u32)> = data.train.iter().map(|&(u, i, _)| (u, i)).collect();
-        let reviews: Vec<&(u32, u32, String)> = data.reviews.iter().filter(|(u, i, _)| train.contains(&(*u, *i))).collect();
+        let reviews: Vec<&(u32, u32, String)> = data
+            .reviews
+            .iter()
+            .filter(|(u, i, _)| train.contains(&(*u, *i)))
+            .collect();
         let source = if !reviews.is_empty() {
             for (u, i, text) in reviews {
-                content.push(&t.review.render(&v, Some(*u), Some(*i), &[]), &encode(text), Some(*u), Some(*i));
+                content.push(
+                    &t.review.render(&v, Some(*u), Some(*i), &[]),
+                    &encode(text),
+                    Some(*u),
+                    Some(*i),
+                );
             }
             "reviews"
         } else {
             for (i, text) in data.items.iter().enumerate() {
                 if !text.is_empty() {
-                    content.push(&t.item.render(&v, None, Some(i as u32), &[]), &encode(text), None, Some(i as u32));
+                    content.push(
+                        &t.item.render(&v, None, Some(i as u32), &[]),
+                        &encode(text),
+                        None,
+                        Some(i as u32),
+                    );
                 }
             }
             for (u, text) in data.users.iter().enumerate() {
                 if !text.is_empty() {
-                    content.push(&t.user.render(&v, Some(u as u32), None, &[]), &encode(text), Some(u as u32), None);
+                    content.push(
+                        &t.user.render(&v, Some(u as u32), None, &[]),
+                        &encode(text),
+                        Some(u as u32),
+                        None,
+                    );
                 }
             }
             "item and user text"
         };
 
         let out = ctx.out;
-        let w = |name: &str, c: &Corpus| c.write(&out.join(name)).map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")));
+        let w = |name: &str, c: &Corpus| {
+            c.write(&out.join(name))
+                .map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")))
+        };
         w("collab.tok", &collab)?;
         w("content.tok", &content)?;
         w("rec.tok", &rec)?;
@@ -196,10 +234,17 @@ impl StageKind for Tokenize {
         });
         for (name, value) in [("vocab.json", vocab), ("stats.json", stats)] {
             let text = serde_json::to_string_pretty(&value).expect("plain data") + "\n";
-            std::fs::write(out.join(name), text).map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")))?;
+            std::fs::write(out.join(name), text)
+                .map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")))?;
         }
         let mut log = ctx.log;
-        let _ = writeln!(log, "{} collaborative, {} content ({source}), {} recommendation documents", collab.len(), content.len(), rec.len());
+        let _ = writeln!(
+            log,
+            "{} collaborative, {} content ({source}), {} recommendation documents",
+            collab.len(),
+            content.len(),
+            rec.len()
+        );
         Ok(())
     }
 }
@@ -213,29 +258,49 @@ pub struct IngestOutput {
     pub reviews: Vec<(u32, u32, String)>,
 }
 
-fn read_csv(path: &Path, mut f: impl FnMut(&csv::StringRecord) -> Result<(), String>) -> Result<(), String> {
+fn read_csv(
+    path: &Path,
+    mut f: impl FnMut(&csv::StringRecord) -> Result<(), String>,
+) -> Result<(), String> {
     let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     for rec in r.records() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        f(&rec).map_err(|m| format!("{}:{}: {m}", path.display(), rec.position().map(|p| p.line()).unwrap_or(0)))?;
+        f(&rec).map_err(|m| {
+            format!(
+                "{}:{}: {m}",
+                path.display(),
+                rec.position().map(|p| p.line()).unwrap_or(0)
+            )
+        })?;
     }
     Ok(())
 }
 
 fn num<T: std::str::FromStr>(rec: &csv::StringRecord, k: usize) -> Result<T, String> {
-    rec.get(k).and_then(|s| s.parse().ok()).ok_or_else(|| format!("field {k} is not a number"))
+    rec.get(k)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("field {k} is not a number"))
 }
 
 impl IngestOutput {
     pub fn read(dir: &Path) -> Result<IngestOutput, String> {
         let mut train = Vec::new();
         read_csv(&dir.join("train.csv"), |r| {
-            train.push((num(r, 0)?, num(r, 1)?, r.get(3).and_then(|s| s.parse().ok())));
+            train.push((
+                num(r, 0)?,
+                num(r, 1)?,
+                r.get(3).and_then(|s| s.parse().ok()),
+            ));
             Ok(())
         })?;
         let mut items = BTreeMap::new();
         read_csv(&dir.join("items.csv"), |r| {
-            let text = [r.get(2).unwrap_or(""), r.get(3).unwrap_or("")].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(". ");
+            let text = [r.get(2).unwrap_or(""), r.get(3).unwrap_or("")]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(". ");
             items.insert(num::<u32>(r, 0)?, text);
             Ok(())
         })?;
@@ -256,6 +321,11 @@ impl IngestOutput {
                 Err(format!("{what}.csv ids are not 0..{}", m.len()))
             }
         };
-        Ok(IngestOutput { train, items: dense(&items, "items")?, users: dense(&users, "users")?, reviews })
+        Ok(IngestOutput {
+            train,
+            items: dense(&items, "items")?,
+            users: dense(&users, "users")?,
+            reviews,
+        })
     }
 }

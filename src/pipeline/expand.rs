@@ -131,12 +131,25 @@ pub fn expand(
             }
             let kind = kinds.get(&def.kind).expect("known kind");
             kind.check_instance(&inst).map_err(|(at, msg)| {
-                let (s, p) = def.param_origin.get(&at).cloned().unwrap_or((src.clone(), format!("{}.params", def.path)));
+                let (s, p) = def
+                    .param_origin
+                    .get(&at)
+                    .cloned()
+                    .unwrap_or((src.clone(), format!("{}.params", def.path)));
                 Box::new(s.at_value(&p, format!("{}: {msg}", inst.label)))
             })?;
             for (param, rel) in kind.implicit_deps(&inst) {
-                let (origin, yaml_path) = def.param_origin.get(&param).cloned().unwrap_or((src.clone(), def.path.clone()));
-                inst.deps.push(Dep { abs: dir.join(&rel), rel, origin, yaml_path });
+                let (origin, yaml_path) = def
+                    .param_origin
+                    .get(&param)
+                    .cloned()
+                    .unwrap_or((src.clone(), def.path.clone()));
+                inst.deps.push(Dep {
+                    abs: dir.join(&rel),
+                    rel,
+                    origin,
+                    yaml_path,
+                });
             }
             by_stage[i].push(instances.len());
             instances.push(inst);

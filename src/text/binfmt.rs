@@ -27,7 +27,10 @@ pub struct Corpus {
 
 impl Corpus {
     pub fn new() -> Corpus {
-        Corpus { offsets: vec![0], ..Default::default() }
+        Corpus {
+            offsets: vec![0],
+            ..Default::default()
+        }
     }
 
     pub fn push(&mut self, prompt: &[u32], main: &[u32], user: Option<u32>, item: Option<u32>) {
@@ -82,7 +85,12 @@ impl Corpus {
     pub fn read(path: &Path) -> io::Result<Corpus> {
         let mut b = Vec::new();
         std::fs::File::open(path)?.read_to_end(&mut b)?;
-        Self::parse(&b).map_err(|m| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {m}", path.display())))
+        Self::parse(&b).map_err(|m| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: {m}", path.display()),
+            )
+        })
     }
 
     pub fn parse(b: &[u8]) -> Result<Corpus, String> {
@@ -93,7 +101,10 @@ impl Corpus {
         let (n, t) = (u64_at(8) as usize, u64_at(16) as usize);
         let need = 24 + 8 * (n + 1) + 4 * n * 3 + 4 * t;
         if b.len() != need {
-            return Err(format!("truncated or padded: {} bytes, expected {need}", b.len()));
+            return Err(format!(
+                "truncated or padded: {} bytes, expected {need}",
+                b.len()
+            ));
         }
         let mut at = 24;
         let mut take = |len: usize| {
@@ -101,15 +112,39 @@ impl Corpus {
             at += len;
             s
         };
-        let offsets: Vec<u64> = take(8 * (n + 1)).chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8"))).collect();
-        let prompt_len: Vec<u32> = take(4 * n).chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4"))).collect();
-        let user: Vec<i32> = take(4 * n).chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4"))).collect();
-        let item: Vec<i32> = take(4 * n).chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4"))).collect();
-        let tokens: Vec<u32> = take(4 * t).chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4"))).collect();
-        if offsets.first() != Some(&0) || offsets.last() != Some(&(t as u64)) || offsets.windows(2).any(|w| w[0] > w[1]) {
+        let offsets: Vec<u64> = take(8 * (n + 1))
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8")))
+            .collect();
+        let prompt_len: Vec<u32> = take(4 * n)
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
+            .collect();
+        let user: Vec<i32> = take(4 * n)
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().expect("4")))
+            .collect();
+        let item: Vec<i32> = take(4 * n)
+            .chunks_exact(4)
+            .map(|c| i32::from_le_bytes(c.try_into().expect("4")))
+            .collect();
+        let tokens: Vec<u32> = take(4 * t)
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4")))
+            .collect();
+        if offsets.first() != Some(&0)
+            || offsets.last() != Some(&(t as u64))
+            || offsets.windows(2).any(|w| w[0] > w[1])
+        {
             return Err("offsets are not monotone from 0 to n_tokens".into());
         }
-        Ok(Corpus { offsets, prompt_len, user, item, tokens })
+        Ok(Corpus {
+            offsets,
+            prompt_len,
+            user,
+            item,
+            tokens,
+        })
     }
 }
 
@@ -129,6 +164,8 @@ mod tests {
         let back = Corpus::parse(&b).unwrap();
         assert_eq!(back, c);
         assert_eq!(back.doc(0), (&[1u32, 2][..], &[3u32][..]));
-        assert!(Corpus::parse(&b[..b.len() - 1]).unwrap_err().contains("truncated"));
+        assert!(Corpus::parse(&b[..b.len() - 1])
+            .unwrap_err()
+            .contains("truncated"));
     }
 }

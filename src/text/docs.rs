@@ -60,7 +60,10 @@ impl Template {
         let mut pieces = Vec::new();
         let mut rest = tpl;
         while let Some(i) = rest.find('{') {
-            let j = rest[i..].find('}').ok_or_else(|| format!("unclosed `{{` in template `{tpl}`"))? + i;
+            let j = rest[i..]
+                .find('}')
+                .ok_or_else(|| format!("unclosed `{{` in template `{tpl}`"))?
+                + i;
             // A user/item token stands for a word with its leading space: the space before a
             // placeholder is not encoded separately.
             let text = rest[..i].trim_end_matches(' ');
@@ -78,25 +81,43 @@ impl Template {
         if !rest.is_empty() {
             pieces.push(Piece::Text(tok.encode(rest)));
         }
-        let fixed_len = pieces.iter().map(|p| match p {
-            Piece::Text(t) => t.len(),
-            Piece::User | Piece::Item => 1,
-            Piece::Items => 0,
-        }).sum();
+        let fixed_len = pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Text(t) => t.len(),
+                Piece::User | Piece::Item => 1,
+                Piece::Items => 0,
+            })
+            .sum();
         Ok(Template { pieces, fixed_len })
     }
 
     pub fn uses(&self, what: &str) -> bool {
-        self.pieces.iter().any(|p| matches!((p, what), (Piece::User, "user") | (Piece::Item, "item") | (Piece::Items, "items")))
+        self.pieces.iter().any(|p| {
+            matches!(
+                (p, what),
+                (Piece::User, "user") | (Piece::Item, "item") | (Piece::Items, "items")
+            )
+        })
     }
 
-    pub fn render(&self, v: &Vocab, user: Option<u32>, item: Option<u32>, items: &[u32]) -> Vec<u32> {
+    pub fn render(
+        &self,
+        v: &Vocab,
+        user: Option<u32>,
+        item: Option<u32>,
+        items: &[u32],
+    ) -> Vec<u32> {
         let mut out = Vec::with_capacity(self.fixed_len + items.len());
         for p in &self.pieces {
             match p {
                 Piece::Text(t) => out.extend_from_slice(t),
-                Piece::User => out.push(v.user(user.expect("template with {user} rendered without a user"))),
-                Piece::Item => out.push(v.item(item.expect("template with {item} rendered without an item"))),
+                Piece::User => {
+                    out.push(v.user(user.expect("template with {user} rendered without a user")))
+                }
+                Piece::Item => {
+                    out.push(v.item(item.expect("template with {item} rendered without an item")))
+                }
                 Piece::Items => out.extend(items.iter().map(|&i| v.item(i))),
             }
         }
@@ -116,7 +137,13 @@ pub struct CorpusStats {
 
 pub fn stats(c: &Corpus, truncated: usize) -> CorpusStats {
     let prompt: usize = c.prompt_len.iter().map(|&p| p as usize).sum();
-    CorpusStats { docs: c.len(), tokens: c.tokens.len(), prompt_tokens: prompt, main_tokens: c.tokens.len() - prompt, truncated }
+    CorpusStats {
+        docs: c.len(),
+        tokens: c.tokens.len(),
+        prompt_tokens: prompt,
+        main_tokens: c.tokens.len() - prompt,
+        truncated,
+    }
 }
 
 /// The last `max` items (the most recent when `items` is in time order), and whether it cut.
@@ -136,8 +163,16 @@ mod tests {
     #[test]
     fn renders_prompts_with_user_and_item_tokens() {
         let tok = Gpt2::new();
-        let v = Vocab { base: 50257, users: 10, items: 5 };
-        let t = Template::parse("{user} has interacted with {items}, {user} will interact with", &tok).unwrap();
+        let v = Vocab {
+            base: 50257,
+            users: 10,
+            items: 5,
+        };
+        let t = Template::parse(
+            "{user} has interacted with {items}, {user} will interact with",
+            &tok,
+        )
+        .unwrap();
         let ids = t.render(&v, Some(3), None, &[0, 4]);
         // <user_3> = 50260, <item_0> = 50267, <item_4> = 50271; text pieces are GPT-2 BPE
         let mut want = vec![50260];
@@ -147,7 +182,15 @@ mod tests {
         want.push(50260);
         want.extend(tok.encode(" will interact with"));
         assert_eq!(ids, want);
-        assert_eq!(tok.decode(&ids.iter().copied().filter(|&t| t < 50257).collect::<Vec<_>>()), " has interacted with, will interact with");
+        assert_eq!(
+            tok.decode(
+                &ids.iter()
+                    .copied()
+                    .filter(|&t| t < 50257)
+                    .collect::<Vec<_>>()
+            ),
+            " has interacted with, will interact with"
+        );
         assert!(Template::parse("{usr} x", &tok).is_err());
     }
 }

@@ -8,7 +8,9 @@ pub struct Gpt2 {
 
 impl Gpt2 {
     pub fn new() -> Gpt2 {
-        Gpt2 { bpe: tiktoken_rs::r50k_base_singleton() }
+        Gpt2 {
+            bpe: tiktoken_rs::r50k_base_singleton(),
+        }
     }
 }
 
@@ -30,7 +32,10 @@ impl Tokenizer for Gpt2 {
     }
     fn decode(&self, ids: &[u32]) -> String {
         // Token boundaries may split a UTF-8 sequence: decode bytes, then lossily.
-        self.bpe.decode_bytes(ids).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        self.bpe
+            .decode_bytes(ids)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
     fn eos(&self) -> Option<u32> {
         Some(50256)

@@ -24,6 +24,8 @@ pub trait Tokenizer: Send + Sync {
 pub fn by_name(name: &str) -> Result<Box<dyn Tokenizer>, String> {
     match name {
         "gpt2" | "gpt2-r50k_base" => Ok(Box::new(gpt2::Gpt2::new())),
-        other => Err(format!("unknown tokenizer `{other}`: this build has `gpt2`")),
+        other => Err(format!(
+            "unknown tokenizer `{other}`: this build has `gpt2`"
+        )),
     }
 }

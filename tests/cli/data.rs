@@ -9,7 +9,11 @@ use serde_json::Value as Json;
 use crate::support::Env;
 
 fn fixture(rel: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data").join(rel).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/data")
+        .join(rel)
+        .display()
+        .to_string()
 }
 
 /// A pipeline of one ingest (with `params`, YAML flow style) and a tokenize after it.
@@ -19,7 +23,11 @@ fn pipeline(params: &str) -> String {
 
 fn out_dir(e: &Env, pipeline: &str, stage: &str) -> PathBuf {
     let show = e.run(&["show", pipeline, stage]).ok().stdout();
-    PathBuf::from(show.lines().find_map(|l| l.strip_prefix("output: ")).unwrap_or_else(|| panic!("{show}")))
+    PathBuf::from(
+        show.lines()
+            .find_map(|l| l.strip_prefix("output: "))
+            .unwrap_or_else(|| panic!("{show}")),
+    )
 }
 
 fn stats(dir: &Path) -> Json {
@@ -34,54 +42,111 @@ fn ingest(params: &str) -> (Env, PathBuf, PathBuf) {
     let e = Env::new();
     e.write("p.yaml", &pipeline(params));
     e.run(&["run", "p.yaml"]).ok();
-    let (a, b) = (out_dir(&e, "p.yaml", "ingest"), out_dir(&e, "p.yaml", "tokenize"));
+    let (a, b) = (
+        out_dir(&e, "p.yaml", "ingest"),
+        out_dir(&e, "p.yaml", "tokenize"),
+    );
     (e, a, b)
 }
 
 #[test]
 fn movielens_threshold_text_tags_and_split() {
-    let (_e, d, t) = ingest(&format!("{{format: movielens, path: '{}', min_rating: 4.0}}", fixture("movielens")));
+    let (_e, d, t) = ingest(&format!(
+        "{{format: movielens, path: '{}', min_rating: 4.0}}",
+        fixture("movielens")
+    ));
     let s = stats(&d);
-    assert_eq!((s["users"].as_u64(), s["items"].as_u64(), s["interactions"].as_u64()), (Some(3), Some(4), Some(9)));
-    assert_eq!((s["splits"]["train"].as_u64(), s["splits"]["valid"].as_u64(), s["splits"]["test"].as_u64()), (Some(3), Some(3), Some(3)));
+    assert_eq!(
+        (
+            s["users"].as_u64(),
+            s["items"].as_u64(),
+            s["interactions"].as_u64()
+        ),
+        (Some(3), Some(4), Some(9))
+    );
+    assert_eq!(
+        (
+            s["splits"]["train"].as_u64(),
+            s["splits"]["valid"].as_u64(),
+            s["splits"]["test"].as_u64()
+        ),
+        (Some(3), Some(3), Some(3))
+    );
     assert_eq!(s["users_with_text"].as_f64().unwrap(), 2.0 / 3.0);
     let items = read(&d, "items.csv");
-    assert!(items.contains("0,10,\"Toy Story, The (1995)\",\"Adventure, Animation\""), "{items}");
+    assert!(
+        items.contains("0,10,\"Toy Story, The (1995)\",\"Adventure, Animation\""),
+        "{items}"
+    );
     assert!(items.contains("2,40,Sabrina (1995),\n"), "{items}");
     let users = read(&d, "users.csv");
-    assert!(users.contains("0,1,\"pixar, heist\"") && users.contains("2,3,scorsese"), "{users}");
+    assert!(
+        users.contains("0,1,\"pixar, heist\"") && users.contains("2,3,scorsese"),
+        "{users}"
+    );
     let ts = stats(&t);
     assert_eq!(ts["content_source"], "item and user text");
     assert_eq!(ts["content"]["docs"], 4 + 2);
     let vocab: Json = serde_json::from_str(&read(&t, "vocab.json")).unwrap();
-    assert_eq!((vocab["user_offset"].as_u64(), vocab["item_offset"].as_u64(), vocab["vocab_size"].as_u64()), (Some(50257), Some(50260), Some(50264)));
+    assert_eq!(
+        (
+            vocab["user_offset"].as_u64(),
+            vocab["item_offset"].as_u64(),
+            vocab["vocab_size"].as_u64()
+        ),
+        (Some(50257), Some(50260), Some(50264))
+    );
 }
 
 #[test]
 fn ml100k_latin1_titles_and_genre_flags() {
-    let (_e, d, _) = ingest(&format!("{{format: movielens, path: '{}'}}", fixture("ml100k")));
+    let (_e, d, _) = ingest(&format!(
+        "{{format: movielens, path: '{}'}}",
+        fixture("ml100k")
+    ));
     let items = read(&d, "items.csv");
-    assert!(items.contains("0,10,Café Society (1995),\"Comedy, Drama\""), "{items}");
+    assert!(
+        items.contains("0,10,Café Society (1995),\"Comedy, Drama\""),
+        "{items}"
+    );
 }
 
 #[test]
 fn recbole_atomic_files() {
-    let (_e, d, _) = ingest(&format!("{{format: recbole, path: '{}'}}", fixture("recbole")));
+    let (_e, d, _) = ingest(&format!(
+        "{{format: recbole, path: '{}'}}",
+        fixture("recbole")
+    ));
     let items = read(&d, "items.csv");
-    assert!(items.contains("0,a,Alpha Movie,\"1995, Drama Comedy\""), "{items}");
+    assert!(
+        items.contains("0,a,Alpha Movie,\"1995, Drama Comedy\""),
+        "{items}"
+    );
     assert!(read(&d, "users.csv").contains("0,1,\"M, technician\""));
     assert!(read(&d, "train.csv").starts_with("user,item,rating,timestamp\n"));
 }
 
 #[test]
 fn amazon_2014_reviews_and_python_literal_meta() {
-    let (_e, d, t) = ingest(&format!("{{format: amazon, path: '{}', split: leave-last-out}}", fixture("amazon2014")));
+    let (_e, d, t) = ingest(&format!(
+        "{{format: amazon, path: '{}', split: leave-last-out}}",
+        fixture("amazon2014")
+    ));
     let items = read(&d, "items.csv");
-    assert!(items.contains(r#"0,A1,"Bonne Bell's ""Lip"" Smacker","Bonne Bell, Beauty, Makeup, Lips""#), "{items}");
-    assert!(items.contains("1,A2,,\"Beauty, Skin Care, Face\""), "{items}");
+    assert!(
+        items.contains(r#"0,A1,"Bonne Bell's ""Lip"" Smacker","Bonne Bell, Beauty, Makeup, Lips""#),
+        "{items}"
+    );
+    assert!(
+        items.contains("1,A2,,\"Beauty, Skin Care, Face\""),
+        "{items}"
+    );
     assert!(!items.contains("Z9"));
     let reviews = read(&d, "reviews.csv");
-    assert_eq!(reviews, "user,item,text\n0,0,Great lipstick.\n0,1,Too oily\n1,2,Nice éclat\n");
+    assert_eq!(
+        reviews,
+        "user,item,text\n0,0,Great lipstick.\n0,1,Too oily\n1,2,Nice éclat\n"
+    );
     // users have 2 interactions: train only, so no review pair is held out
     assert_eq!(stats(&t)["content_source"], "reviews");
     assert_eq!(stats(&t)["content"]["docs"], 3);
@@ -89,18 +154,30 @@ fn amazon_2014_reviews_and_python_literal_meta() {
 
 #[test]
 fn amazon_2018_json_meta() {
-    let (_e, d, _) = ingest(&format!("{{format: amazon, path: '{}'}}", fixture("amazon2018")));
+    let (_e, d, _) = ingest(&format!(
+        "{{format: amazon, path: '{}'}}",
+        fixture("amazon2018")
+    ));
     let items = read(&d, "items.csv");
-    assert!(items.contains("0,A1,Lip Smacker,\"Bonne Bell, Beauty, Lips, A balm. Tasty.\""), "{items}");
+    assert!(
+        items.contains("0,A1,Lip Smacker,\"Bonne Bell, Beauty, Lips, A balm. Tasty.\""),
+        "{items}"
+    );
     assert!(items.contains("2,A3,Eclat,Shiny."), "{items}");
 }
 
 #[test]
 fn p5_sequences_leave_last_out_and_prompts() {
-    let (_e, d, t) = ingest(&format!("{{format: p5, path: '{}', split: leave-last-out}}", fixture("p5")));
+    let (_e, d, t) = ingest(&format!(
+        "{{format: p5, path: '{}', split: leave-last-out}}",
+        fixture("p5")
+    ));
     // U1: A1 A2 A3 -> test A3, valid A2, train A1 (dense ids in order of first appearance)
     // U2 has two items: train only
-    assert_eq!(read(&d, "test.csv"), "user,item,rating,timestamp\n0,2,,2\n2,1,,2\n");
+    assert_eq!(
+        read(&d, "test.csv"),
+        "user,item,rating,timestamp\n0,2,,2\n2,1,,2\n"
+    );
     let rec = Corpus::read(&t.join("rec.tok")).unwrap();
     let collab = Corpus::read(&t.join("collab.tok")).unwrap();
     assert_eq!(rec.len(), 3);
@@ -116,15 +193,27 @@ fn p5_sequences_leave_last_out_and_prompts() {
 fn max_items_keeps_prompt_prefix_and_suffix() {
     let e = Env::new();
     e.write("seq/user_sequence.txt", "U1 A B C D E\nU2 A B C\n");
-    e.write("p.yaml", &pipeline("{format: p5, path: seq, split: leave-last-out}"));
+    e.write(
+        "p.yaml",
+        &pipeline("{format: p5, path: seq, split: leave-last-out}"),
+    );
     e.run(&["run", "p.yaml"]).ok();
     let t = out_dir(&e, "p.yaml", "tokenize");
     // U1 trains on A B C: max_items 2 keeps the two most recent, B and C
     let rec = Corpus::read(&t.join("rec.tok")).unwrap();
     let (p, _) = rec.doc(0);
-    let items: Vec<u32> = p.iter().copied().filter(|&x| x >= 50257 + 2).map(|x| x - 50257 - 2).collect();
+    let items: Vec<u32> = p
+        .iter()
+        .copied()
+        .filter(|&x| x >= 50257 + 2)
+        .map(|x| x - 50257 - 2)
+        .collect();
     assert_eq!(items, vec![1, 2]);
-    assert_eq!(p.iter().filter(|&&x| x == 50257).count(), 2, "prefix and suffix name the user");
+    assert_eq!(
+        p.iter().filter(|&&x| x == 50257).count(),
+        2,
+        "prefix and suffix name the user"
+    );
     assert_eq!(stats(&t)["rec"]["truncated"], 1);
 }
 
@@ -144,8 +233,18 @@ fn table_csv_tsv_and_parquet_agree() {
         let s = stats(&d);
         // u1,y (rating 1) dropped; u3,y kept (no rating)
         assert_eq!(s["interactions"], 4, "{f}");
-        assert!(read(&d, "items.csv").contains("1,z,,blue"), "{}", read(&d, "items.csv"));
-        hashes.push(r.outputs().into_iter().find(|(l, _)| l == "ingest").unwrap().1);
+        assert!(
+            read(&d, "items.csv").contains("1,z,,blue"),
+            "{}",
+            read(&d, "items.csv")
+        );
+        hashes.push(
+            r.outputs()
+                .into_iter()
+                .find(|(l, _)| l == "ingest")
+                .unwrap()
+                .1,
+        );
     }
     assert!(hashes.windows(2).all(|w| w[0] == w[1]), "{hashes:?}");
 }
@@ -166,7 +265,11 @@ fn same_seed_same_bytes_other_seed_other_split() {
     assert_eq!(a.counts(), (2, 0));
     e.write("p.yaml", &yaml(1));
     let c = e.run_cache(&["run", "p.yaml"], "c1").ok();
-    assert_ne!(a.outputs()[0].1, c.outputs()[0].1, "another seed gives another split");
+    assert_ne!(
+        a.outputs()[0].1,
+        c.outputs()[0].1,
+        "another seed gives another split"
+    );
 }
 
 /// A malformed input fails the stage with file and line, and leaves no entry.
@@ -191,18 +294,62 @@ const RATINGS_HEAD: &str = "userId,movieId,rating,timestamp\n1,10,4.0,100\n";
 
 #[test]
 fn malformed_inputs_name_file_and_line() {
-    bad(&[("d/ratings.csv.gz", b"\x1f\x8b\x08\x00garbage that is not deflate")], "{format: movielens, path: d}", &["d/ratings.csv.gz:1:", "corrupt"]);
-    bad(&[("d/ratings.csv", format!("{RATINGS_HEAD}1,20,5.0,101\n3,50\n").as_bytes())], "{format: movielens, path: d}", &["d/ratings.csv:4:", "truncated"]);
-    bad(&[("d/ratings.csv", b"userId,movieId,timestamp\n1,10,100\n")], "{format: movielens, path: d}", &["d/ratings.csv:1:", "missing column `rating`"]);
-    bad(&[("d/ratings.csv", format!("{RATINGS_HEAD}1,20,five,101\n").as_bytes())], "{format: movielens, path: d}", &["d/ratings.csv:3:", "`rating` is not a number: `five`"]);
     bad(
-        &[("d/user_sequence.txt", b"U1 A B\n"), ("d/items.tsv", b"p5_item_id\tasin\ttitle\tattributes\n1\tA\tx\ty\n2\tQ\tx\ty\n")],
+        &[(
+            "d/ratings.csv.gz",
+            b"\x1f\x8b\x08\x00garbage that is not deflate",
+        )],
+        "{format: movielens, path: d}",
+        &["d/ratings.csv.gz:1:", "corrupt"],
+    );
+    bad(
+        &[(
+            "d/ratings.csv",
+            format!("{RATINGS_HEAD}1,20,5.0,101\n3,50\n").as_bytes(),
+        )],
+        "{format: movielens, path: d}",
+        &["d/ratings.csv:4:", "truncated"],
+    );
+    bad(
+        &[("d/ratings.csv", b"userId,movieId,timestamp\n1,10,100\n")],
+        "{format: movielens, path: d}",
+        &["d/ratings.csv:1:", "missing column `rating`"],
+    );
+    bad(
+        &[(
+            "d/ratings.csv",
+            format!("{RATINGS_HEAD}1,20,five,101\n").as_bytes(),
+        )],
+        "{format: movielens, path: d}",
+        &["d/ratings.csv:3:", "`rating` is not a number: `five`"],
+    );
+    bad(
+        &[
+            ("d/user_sequence.txt", b"U1 A B\n"),
+            (
+                "d/items.tsv",
+                b"p5_item_id\tasin\ttitle\tattributes\n1\tA\tx\ty\n2\tQ\tx\ty\n",
+            ),
+        ],
         "{format: p5, path: d}",
         &["d/items.tsv:3:", "text for unknown item `Q`"],
     );
-    bad(&[("d/ratings.csv", RATINGS_HEAD.as_bytes())], "{format: movielens, path: d, kcore: 5}", &["dataset is empty", "5-core filtering removed every interaction"]);
     bad(
-        &[("d/reviews_X_5.json", b"{\"reviewerID\": \"U\", \"asin\": \"A\", \"overall\": 5}\n"), ("d/meta_X.json", b"{'asin': 'A', 'title': 'x\n")],
+        &[("d/ratings.csv", RATINGS_HEAD.as_bytes())],
+        "{format: movielens, path: d, kcore: 5}",
+        &[
+            "dataset is empty",
+            "5-core filtering removed every interaction",
+        ],
+    );
+    bad(
+        &[
+            (
+                "d/reviews_X_5.json",
+                b"{\"reviewerID\": \"U\", \"asin\": \"A\", \"overall\": 5}\n",
+            ),
+            ("d/meta_X.json", b"{'asin': 'A', 'title': 'x\n"),
+        ],
         "{format: amazon, path: d}",
         &["d/meta_X.json:1:", "unterminated string"],
     );
@@ -213,10 +360,16 @@ fn bad_params_are_pipeline_errors() {
     let e = Env::new();
     e.write("p.yaml", &pipeline("{format: movielen, path: d}"));
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
-    assert!(err.contains("unknown variant `movielen`") && err.contains("p.yaml:5"), "{err}");
+    assert!(
+        err.contains("unknown variant `movielen`") && err.contains("p.yaml:5"),
+        "{err}"
+    );
     e.write("p.yaml", &pipeline("{format: movielens, path: d, kcor: 5}"));
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
-    assert!(err.contains("unknown field `kcor`") && err.contains("did you mean `kcore`?"), "{err}");
+    assert!(
+        err.contains("unknown field `kcor`") && err.contains("did you mean `kcore`?"),
+        "{err}"
+    );
     e.write("p.yaml", &pipeline("{format: movielens, path: nowhere}"));
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
     assert!(err.contains("dep `nowhere` of `ingest` not found"), "{err}");
@@ -230,14 +383,25 @@ fn real_amazon_counts() {
         eprintln!("SKIPPED real_amazon_counts: {} is absent", root.display());
         return;
     }
-    for (ds, want) in [("beauty", (22363, 12101, 198502)), ("toys", (19412, 11924, 167597))] {
+    for (ds, want) in [
+        ("beauty", (22363, 12101, 198502)),
+        ("toys", (19412, 11924, 167597)),
+    ] {
         for k in [0, 5] {
             let e = Env::new();
             let yaml = format!("name: a\nstages:\n  ingest:\n    kind: ingest\n    params: {{format: p5, path: '{}', kcore: {k}}}\n", root.join(ds).display());
             e.write("p.yaml", &yaml);
             e.run(&["run", "p.yaml"]).ok();
             let s = stats(&out_dir(&e, "p.yaml", "ingest"));
-            assert_eq!((s["users"].as_u64().unwrap(), s["items"].as_u64().unwrap(), s["interactions"].as_u64().unwrap()), want, "{ds} k={k}");
+            assert_eq!(
+                (
+                    s["users"].as_u64().unwrap(),
+                    s["items"].as_u64().unwrap(),
+                    s["interactions"].as_u64().unwrap()
+                ),
+                want,
+                "{ds} k={k}"
+            );
         }
     }
 }

@@ -45,27 +45,54 @@ fn cllm4rec_runs_evaluates_and_is_bit_reproducible() {
     e.write("data.csv", &dataset()).write("p.yaml", PIPELINE);
     let a = e.run_cache(&["run", "p.yaml"], "c1").ok();
     let b = e.run_cache(&["run", "p.yaml"], "c2").ok();
-    assert_eq!(a.outputs(), b.outputs(), "two runs must give identical checkpoints and metrics");
-    let show = e.run_cache(&["show", "p.yaml", "evaluate"], "c1").ok().stdout();
+    assert_eq!(
+        a.outputs(),
+        b.outputs(),
+        "two runs must give identical checkpoints and metrics"
+    );
+    let show = e
+        .run_cache(&["show", "p.yaml", "evaluate"], "c1")
+        .ok()
+        .stdout();
     assert!(show.contains("\"model\": \"cllm4rec\""), "{show}");
     assert!(show.contains("\"recall@20\""), "{show}");
-    let show = e.run_cache(&["show", "p.yaml", "finetune"], "c1").ok().stdout();
-    let dir = show.lines().find_map(|l| l.strip_prefix("output: ")).unwrap().to_owned();
-    let files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let show = e
+        .run_cache(&["show", "p.yaml", "finetune"], "c1")
+        .ok()
+        .stdout();
+    let dir = show
+        .lines()
+        .find_map(|l| l.strip_prefix("output: "))
+        .unwrap()
+        .to_owned();
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     for f in ["checkpoint.safetensors", "model.json", "history.json"] {
         assert!(files.contains(&f.to_owned()), "{files:?}");
     }
-    let history: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(std::path::Path::new(&dir).join("history.json")).unwrap()).unwrap();
+    let history: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(&dir).join("history.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(history.as_array().unwrap().len(), 2, "epoch 0 and epoch 1");
 }
 
 #[test]
 fn bad_model_params_are_errors_with_position() {
     let e = Env::new();
-    e.write("data.csv", &dataset()).write("p.yaml", &PIPELINE.replace("n_embd: 16", "n_embd: 15"));
+    e.write("data.csv", &dataset())
+        .write("p.yaml", &PIPELINE.replace("n_embd: 16", "n_embd: 15"));
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
-    assert!(err.contains("`n_embd` (15) must be a positive multiple of `n_head` (2)"), "{err}");
-    e.write("p.yaml", &PIPELINE.replace("lr: 0.01", "lr: 0.01, targets: some"));
+    assert!(
+        err.contains("`n_embd` (15) must be a positive multiple of `n_head` (2)"),
+        "{err}"
+    );
+    e.write(
+        "p.yaml",
+        &PIPELINE.replace("lr: 0.01", "lr: 0.01, targets: some"),
+    );
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
     assert!(err.contains("`targets` is `masked` or `all`"), "{err}");
 }

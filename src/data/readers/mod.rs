@@ -37,14 +37,30 @@ pub fn csv_records(
     required: &[&str],
     mut f: impl FnMut(u64, &[&str]) -> Result<(), DataError>,
 ) -> Result<(), DataError> {
-    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).flexible(true).from_reader(lines::open(path)?);
-    let headers = rdr.headers().map_err(|e| DataError::line(path, 1, describe(&e, "bad header")))?.clone();
+    let mut rdr = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(lines::open(path)?);
+    let headers = rdr
+        .headers()
+        .map_err(|e| DataError::line(path, 1, describe(&e, "bad header")))?
+        .clone();
     let idx: Vec<usize> = required
         .iter()
         .map(|name| {
-            headers.iter().position(|h| h.trim() == *name).ok_or_else(|| {
-                DataError::line(path, 1, format!("missing column `{name}` (the header has: {})", headers.iter().collect::<Vec<_>>().join(", ")))
-            })
+            headers
+                .iter()
+                .position(|h| h.trim() == *name)
+                .ok_or_else(|| {
+                    DataError::line(
+                        path,
+                        1,
+                        format!(
+                            "missing column `{name}` (the header has: {})",
+                            headers.iter().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })
         })
         .collect::<Result<_, _>>()?;
     let mut rec = csv::StringRecord::new();
@@ -64,7 +80,13 @@ pub fn csv_records(
         }
         let mut fields: Vec<&str> = Vec::with_capacity(idx.len());
         for (k, &i) in idx.iter().enumerate() {
-            fields.push(rec.get(i).ok_or_else(|| DataError::line(path, line, format!("missing field `{}` (truncated line?)", required[k])))?);
+            fields.push(rec.get(i).ok_or_else(|| {
+                DataError::line(
+                    path,
+                    line,
+                    format!("missing field `{}` (truncated line?)", required[k]),
+                )
+            })?);
         }
         f(line, &fields)?;
     }
@@ -79,7 +101,11 @@ fn describe(e: &csv::Error, what: &str) -> String {
 }
 
 /// Read a dataset. `path` is a folder, or for `table` a file.
-pub fn read(format: Format, path: &Path, table: &table::TableOptions) -> Result<RawData, DataError> {
+pub fn read(
+    format: Format,
+    path: &Path,
+    table: &table::TableOptions,
+) -> Result<RawData, DataError> {
     match format {
         Format::Movielens => movielens::read(path),
         Format::Recbole => recbole::read(path),

@@ -9,8 +9,25 @@ use crate::data::raw::{ItemText, RawData, RawInteraction};
 use crate::data::readers::csv_records;
 
 const ML100K_GENRES: [&str; 19] = [
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama", "Fantasy",
-    "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 ];
 
 pub fn read(dir: &Path) -> Result<RawData, DataError> {
@@ -23,32 +40,56 @@ pub fn read(dir: &Path) -> Result<RawData, DataError> {
     Err(DataError::file(dir, "no MovieLens ratings here: expected `ratings.csv` (ml-latest, ml-25m) or `u.data` (ml-100k)"))
 }
 
-fn parse<T: std::str::FromStr>(file: &Path, line: u64, field: &str, value: &str) -> Result<T, DataError> {
-    value.trim().parse().map_err(|_| DataError::line(file, line, format!("`{field}` is not a number: `{value}`")))
+fn parse<T: std::str::FromStr>(
+    file: &Path,
+    line: u64,
+    field: &str,
+    value: &str,
+) -> Result<T, DataError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| DataError::line(file, line, format!("`{field}` is not a number: `{value}`")))
 }
 
 fn read_latest(dir: &Path, ratings: &Path) -> Result<RawData, DataError> {
     let mut data = RawData::default();
-    csv_records(ratings, b',', &["userId", "movieId", "rating", "timestamp"], |line, f| {
-        data.interactions.push(RawInteraction {
-            user: f[0].to_owned(),
-            item: f[1].to_owned(),
-            rating: Some(parse(ratings, line, "rating", f[2])?),
-            timestamp: Some(parse(ratings, line, "timestamp", f[3])?),
-        });
-        Ok(())
-    })?;
+    csv_records(
+        ratings,
+        b',',
+        &["userId", "movieId", "rating", "timestamp"],
+        |line, f| {
+            data.interactions.push(RawInteraction {
+                user: f[0].to_owned(),
+                item: f[1].to_owned(),
+                rating: Some(parse(ratings, line, "rating", f[2])?),
+                timestamp: Some(parse(ratings, line, "timestamp", f[3])?),
+            });
+            Ok(())
+        },
+    )?;
     data.files.push(ratings.to_owned());
     if let Some(movies) = find(dir, &["movies.csv"]) {
         csv_records(&movies, b',', &["movieId", "title", "genres"], |_, f| {
-            let genres = if f[2] == "(no genres listed)" { String::new() } else { f[2].split('|').collect::<Vec<_>>().join(", ") };
-            data.items.insert(f[0].to_owned(), ItemText { title: f[1].to_owned(), description: genres });
+            let genres = if f[2] == "(no genres listed)" {
+                String::new()
+            } else {
+                f[2].split('|').collect::<Vec<_>>().join(", ")
+            };
+            data.items.insert(
+                f[0].to_owned(),
+                ItemText {
+                    title: f[1].to_owned(),
+                    description: genres,
+                },
+            );
             Ok(())
         })?;
         data.files.push(movies);
     }
     if let Some(tags) = find(dir, &["tags.csv"]) {
-        let mut per_user: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+        let mut per_user: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
         csv_records(&tags, b',', &["userId", "movieId", "tag"], |_, f| {
             let v = per_user.entry(f[0].to_owned()).or_default();
             let tag = f[2].trim().to_owned();
@@ -57,7 +98,10 @@ fn read_latest(dir: &Path, ratings: &Path) -> Result<RawData, DataError> {
             }
             Ok(())
         })?;
-        data.users = per_user.into_iter().map(|(u, t)| (u, t.join(", "))).collect();
+        data.users = per_user
+            .into_iter()
+            .map(|(u, t)| (u, t.join(", ")))
+            .collect();
         data.files.push(tags);
     }
     Ok(data)
@@ -72,7 +116,14 @@ fn read_100k(dir: &Path, udata: &Path) -> Result<RawData, DataError> {
         }
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() < 4 {
-            return Err(DataError::line(udata, n, format!("expected 4 tab-separated fields (user, item, rating, timestamp), found {}", f.len())));
+            return Err(DataError::line(
+                udata,
+                n,
+                format!(
+                    "expected 4 tab-separated fields (user, item, rating, timestamp), found {}",
+                    f.len()
+                ),
+            ));
         }
         data.interactions.push(RawInteraction {
             user: f[0].trim().to_owned(),
@@ -90,10 +141,29 @@ fn read_100k(dir: &Path, udata: &Path) -> Result<RawData, DataError> {
             }
             let f: Vec<&str> = line.split('|').collect();
             if f.len() < 5 + ML100K_GENRES.len() {
-                return Err(DataError::line(&uitem, n, format!("expected {} `|`-separated fields, found {}", 5 + ML100K_GENRES.len(), f.len())));
+                return Err(DataError::line(
+                    &uitem,
+                    n,
+                    format!(
+                        "expected {} `|`-separated fields, found {}",
+                        5 + ML100K_GENRES.len(),
+                        f.len()
+                    ),
+                ));
             }
-            let genres: Vec<&str> = f[5..5 + ML100K_GENRES.len()].iter().zip(ML100K_GENRES).filter(|(flag, _)| flag.trim() == "1").map(|(_, g)| g).collect();
-            data.items.insert(f[0].to_owned(), ItemText { title: f[1].to_owned(), description: genres.join(", ") });
+            let genres: Vec<&str> = f[5..5 + ML100K_GENRES.len()]
+                .iter()
+                .zip(ML100K_GENRES)
+                .filter(|(flag, _)| flag.trim() == "1")
+                .map(|(_, g)| g)
+                .collect();
+            data.items.insert(
+                f[0].to_owned(),
+                ItemText {
+                    title: f[1].to_owned(),
+                    description: genres.join(", "),
+                },
+            );
         }
         data.files.push(uitem);
     }

@@ -5,11 +5,18 @@
 use serde_json::{Map, Value as Json};
 
 pub fn parse(text: &str) -> Result<Json, String> {
-    let mut p = P { s: text.as_bytes(), i: 0 };
+    let mut p = P {
+        s: text.as_bytes(),
+        i: 0,
+    };
     let v = p.value(0)?;
     p.ws();
     if p.i != p.s.len() {
-        return Err(format!("unexpected `{}` at column {}", p.s[p.i] as char, p.i + 1));
+        return Err(format!(
+            "unexpected `{}` at column {}",
+            p.s[p.i] as char,
+            p.i + 1
+        ));
     }
     Ok(v)
 }
@@ -35,7 +42,9 @@ impl P<'_> {
             return self.err("nested too deeply");
         }
         self.ws();
-        let Some(&c) = self.s.get(self.i) else { return self.err("unexpected end of line") };
+        let Some(&c) = self.s.get(self.i) else {
+            return self.err("unexpected end of line");
+        };
         match c {
             b'{' => self.dict(depth),
             b'[' => self.seq(b']', depth),
@@ -47,7 +56,11 @@ impl P<'_> {
             }
             b'-' | b'+' | b'.' | b'0'..=b'9' => self.number(),
             _ => {
-                for (word, v) in [("True", Json::Bool(true)), ("False", Json::Bool(false)), ("None", Json::Null)] {
+                for (word, v) in [
+                    ("True", Json::Bool(true)),
+                    ("False", Json::Bool(false)),
+                    ("None", Json::Null),
+                ] {
                     if self.s[self.i..].starts_with(word.as_bytes()) {
                         self.i += word.len();
                         return Ok(v);
@@ -67,7 +80,11 @@ impl P<'_> {
             self.ws();
             if self.s.get(self.i) == Some(&b'}') {
                 self.i += 1;
-                return Ok(if is_set { Json::Array(set_items) } else { Json::Object(m) });
+                return Ok(if is_set {
+                    Json::Array(set_items)
+                } else {
+                    Json::Object(m)
+                });
             }
             let k = self.value(depth + 1)?;
             self.ws();
@@ -120,7 +137,9 @@ impl P<'_> {
         self.i += 1;
         let mut out: Vec<u8> = Vec::new();
         loop {
-            let Some(&c) = self.s.get(self.i) else { return self.err("unterminated string") };
+            let Some(&c) = self.s.get(self.i) else {
+                return self.err("unterminated string");
+            };
             self.i += 1;
             if c == q {
                 return String::from_utf8(out).map_err(|_| "string is not valid UTF-8".to_owned());
@@ -129,7 +148,9 @@ impl P<'_> {
                 out.push(c);
                 continue;
             }
-            let Some(&e) = self.s.get(self.i) else { return self.err("unterminated escape") };
+            let Some(&e) = self.s.get(self.i) else {
+                return self.err("unterminated escape");
+            };
             self.i += 1;
             let simple = match e {
                 b'n' => Some('\n'),
@@ -165,7 +186,8 @@ impl P<'_> {
 
     fn hex(&mut self, n: usize) -> Result<char, String> {
         let digits = self.s.get(self.i..self.i + n).ok_or("truncated escape")?;
-        let code = u32::from_str_radix(std::str::from_utf8(digits).map_err(|_| "bad escape")?, 16).map_err(|_| "bad escape".to_owned())?;
+        let code = u32::from_str_radix(std::str::from_utf8(digits).map_err(|_| "bad escape")?, 16)
+            .map_err(|_| "bad escape".to_owned())?;
         self.i += n;
         // A lone surrogate (from a \u escape) becomes U+FFFD.
         Ok(char::from_u32(code).unwrap_or('\u{fffd}'))
@@ -173,15 +195,24 @@ impl P<'_> {
 
     fn number(&mut self) -> Result<Json, String> {
         let start = self.i;
-        while self.i < self.s.len() && matches!(self.s[self.i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'_') {
+        while self.i < self.s.len()
+            && matches!(
+                self.s[self.i],
+                b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'_'
+            )
+        {
             self.i += 1;
         }
-        let t = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| "bad number")?.replace('_', "");
+        let t = std::str::from_utf8(&self.s[start..self.i])
+            .map_err(|_| "bad number")?
+            .replace('_', "");
         if let Ok(n) = t.parse::<i64>() {
             return Ok(Json::from(n));
         }
         match t.parse::<f64>() {
-            Ok(f) => Ok(serde_json::Number::from_f64(f).map(Json::Number).unwrap_or(Json::Null)),
+            Ok(f) => Ok(serde_json::Number::from_f64(f)
+                .map(Json::Number)
+                .unwrap_or(Json::Null)),
             Err(_) => Err(format!("bad number `{t}` at column {}", start + 1)),
         }
     }
@@ -208,7 +239,9 @@ mod tests {
     #[test]
     fn rejects_code_and_garbage() {
         assert!(parse("{'a': __import__('os')}").is_err());
-        assert!(parse("{'a': 'unterminated}").unwrap_err().contains("unterminated"));
+        assert!(parse("{'a': 'unterminated}")
+            .unwrap_err()
+            .contains("unterminated"));
         assert!(parse("{'a' 1}").is_err());
         assert!(parse("{'a': 1} trailing").is_err());
     }

@@ -16,33 +16,50 @@ fn find_ext(dir: &Path, ext: &str) -> Result<Option<PathBuf>, DataError> {
         .collect();
     found.sort();
     if found.len() > 1 {
-        return Err(DataError::file(dir, format!("more than one `.{ext}` file; keep one dataset per folder")));
+        return Err(DataError::file(
+            dir,
+            format!("more than one `.{ext}` file; keep one dataset per folder"),
+        ));
     }
     Ok(found.pop())
 }
 
 /// Header fields as (name, type).
 fn header(path: &Path, lines: &mut Lines) -> Result<Vec<(String, String)>, DataError> {
-    let (n, h) = lines.next_line(false)?.ok_or_else(|| DataError::file(path, "empty file"))?;
+    let (n, h) = lines
+        .next_line(false)?
+        .ok_or_else(|| DataError::file(path, "empty file"))?;
     h.split('\t')
         .map(|f| {
-            let (name, ty) = f.split_once(':').ok_or_else(|| DataError::line(path, n, format!("header field `{f}` has no `:type`")))?;
+            let (name, ty) = f.split_once(':').ok_or_else(|| {
+                DataError::line(path, n, format!("header field `{f}` has no `:type`"))
+            })?;
             Ok((name.trim().to_owned(), ty.trim().to_owned()))
         })
         .collect()
 }
 
 fn col(path: &Path, h: &[(String, String)], name: &str) -> Result<usize, DataError> {
-    h.iter().position(|(n, _)| n == name).ok_or_else(|| DataError::line(path, 1, format!("missing column `{name}`")))
+    h.iter()
+        .position(|(n, _)| n == name)
+        .ok_or_else(|| DataError::line(path, 1, format!("missing column `{name}`")))
 }
 
 /// The text of a feature row: its token and token_seq fields other than the id.
 fn text_of(h: &[(String, String)], f: &[&str], skip: usize) -> Vec<String> {
-    h.iter().zip(f).enumerate().filter(|(i, ((_, ty), v))| *i != skip && (ty == "token" || ty == "token_seq") && !v.trim().is_empty()).map(|(_, (_, v))| v.trim().to_owned()).collect()
+    h.iter()
+        .zip(f)
+        .enumerate()
+        .filter(|(i, ((_, ty), v))| {
+            *i != skip && (ty == "token" || ty == "token_seq") && !v.trim().is_empty()
+        })
+        .map(|(_, (_, v))| v.trim().to_owned())
+        .collect()
 }
 
 pub fn read(dir: &Path) -> Result<RawData, DataError> {
-    let inter = find_ext(dir, "inter")?.ok_or_else(|| DataError::file(dir, "no `.inter` file (RecBole atomic files)"))?;
+    let inter = find_ext(dir, "inter")?
+        .ok_or_else(|| DataError::file(dir, "no `.inter` file (RecBole atomic files)"))?;
     let mut data = RawData::default();
     let mut lines = Lines::open(&inter)?;
     let h = header(&inter, &mut lines)?;
@@ -55,10 +72,19 @@ pub fn read(dir: &Path) -> Result<RawData, DataError> {
         }
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() != h.len() {
-            return Err(DataError::line(&inter, n, format!("expected {} fields, found {}", h.len(), f.len())));
+            return Err(DataError::line(
+                &inter,
+                n,
+                format!("expected {} fields, found {}", h.len(), f.len()),
+            ));
         }
         let num = |idx: Option<usize>, name: &str| -> Result<Option<f64>, DataError> {
-            idx.map(|k| f[k].trim().parse::<f64>().map_err(|_| DataError::line(&inter, n, format!("`{name}` is not a number: `{}`", f[k])))).transpose()
+            idx.map(|k| {
+                f[k].trim().parse::<f64>().map_err(|_| {
+                    DataError::line(&inter, n, format!("`{name}` is not a number: `{}`", f[k]))
+                })
+            })
+            .transpose()
         };
         data.interactions.push(RawInteraction {
             user: f[u].to_owned(),
@@ -76,11 +102,24 @@ pub fn read(dir: &Path) -> Result<RawData, DataError> {
         while let Some((n, line)) = lines.next_line(false)? {
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() != h.len() {
-                return Err(DataError::line(&item, n, format!("expected {} fields, found {}", h.len(), f.len())));
+                return Err(DataError::line(
+                    &item,
+                    n,
+                    format!("expected {} fields, found {}", h.len(), f.len()),
+                ));
             }
             let t = title.map(|k| f[k].trim().to_owned()).unwrap_or_default();
-            let rest: Vec<String> = text_of(&h, &f, id).into_iter().filter(|x| *x != t).collect();
-            data.items.insert(f[id].to_owned(), ItemText { title: t, description: rest.join(", ") });
+            let rest: Vec<String> = text_of(&h, &f, id)
+                .into_iter()
+                .filter(|x| *x != t)
+                .collect();
+            data.items.insert(
+                f[id].to_owned(),
+                ItemText {
+                    title: t,
+                    description: rest.join(", "),
+                },
+            );
         }
         data.files.push(item);
     }
@@ -91,9 +130,14 @@ pub fn read(dir: &Path) -> Result<RawData, DataError> {
         while let Some((n, line)) = lines.next_line(false)? {
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() != h.len() {
-                return Err(DataError::line(&user, n, format!("expected {} fields, found {}", h.len(), f.len())));
+                return Err(DataError::line(
+                    &user,
+                    n,
+                    format!("expected {} fields, found {}", h.len(), f.len()),
+                ));
             }
-            data.users.insert(f[id].to_owned(), text_of(&h, &f, id).join(", "));
+            data.users
+                .insert(f[id].to_owned(), text_of(&h, &f, id).join(", "));
         }
         data.files.push(user);
     }

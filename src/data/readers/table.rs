@@ -25,7 +25,14 @@ pub struct TableOptions {
 
 impl Default for TableOptions {
     fn default() -> Self {
-        TableOptions { user_col: "user".into(), item_col: "item".into(), rating_col: None, time_col: None, item_text: None, user_text: None }
+        TableOptions {
+            user_col: "user".into(),
+            item_col: "item".into(),
+            rating_col: None,
+            time_col: None,
+            item_text: None,
+            user_text: None,
+        }
     }
 }
 
@@ -35,7 +42,10 @@ enum Kind {
 }
 
 fn kind_of(path: &Path) -> Result<Kind, DataError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
     let name = name.strip_suffix(".gz").unwrap_or(&name);
     if name.ends_with(".csv") {
         Ok(Kind::Delimited(b','))
@@ -44,28 +54,49 @@ fn kind_of(path: &Path) -> Result<Kind, DataError> {
     } else if name.ends_with(".parquet") {
         Ok(Kind::Parquet)
     } else {
-        Err(DataError::file(path, "unknown table type: name it .csv, .tsv or .parquet (optionally .gz for text)"))
+        Err(DataError::file(
+            path,
+            "unknown table type: name it .csv, .tsv or .parquet (optionally .gz for text)",
+        ))
     }
 }
 
 /// Every row as strings (None for a null), columns in the order of `cols`; `f` gets a row
 /// label for errors ("line N" or "row N").
-fn rows(path: &Path, cols: &[&str], mut f: impl FnMut(&dyn Fn(String) -> DataError, &[Option<&str>]) -> Result<(), DataError>) -> Result<(), DataError> {
+fn rows(
+    path: &Path,
+    cols: &[&str],
+    mut f: impl FnMut(&dyn Fn(String) -> DataError, &[Option<&str>]) -> Result<(), DataError>,
+) -> Result<(), DataError> {
     match kind_of(path)? {
         Kind::Delimited(d) => csv_records(path, d, cols, |line, fields| {
             let err = |m: String| DataError::line(path, line, m);
-            let v: Vec<Option<&str>> = fields.iter().map(|s| if s.is_empty() { None } else { Some(*s) }).collect();
+            let v: Vec<Option<&str>> = fields
+                .iter()
+                .map(|s| if s.is_empty() { None } else { Some(*s) })
+                .collect();
             f(&err, &v)
         }),
         Kind::Parquet => {
-            let file = std::fs::File::open(path).map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
-            let df = ParquetReader::new(file).finish().map_err(|e| DataError::file(path, format!("not a readable Parquet file: {e}")))?;
+            let file = std::fs::File::open(path)
+                .map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
+            let df = ParquetReader::new(file)
+                .finish()
+                .map_err(|e| DataError::file(path, format!("not a readable Parquet file: {e}")))?;
             let mut columns: Vec<Column> = Vec::new();
             for c in cols {
-                let col = df.column(c).map_err(|_| DataError::file(path, format!("missing column `{c}`")))?;
-                columns.push(col.cast(&DataType::String).map_err(|e| DataError::file(path, format!("column `{c}`: {e}")))?);
+                let col = df
+                    .column(c)
+                    .map_err(|_| DataError::file(path, format!("missing column `{c}`")))?;
+                columns.push(
+                    col.cast(&DataType::String)
+                        .map_err(|e| DataError::file(path, format!("column `{c}`: {e}")))?,
+                );
             }
-            let cas: Vec<&StringChunked> = columns.iter().map(|c| c.str().expect("cast to string")).collect();
+            let cas: Vec<&StringChunked> = columns
+                .iter()
+                .map(|c| c.str().expect("cast to string"))
+                .collect();
             for row in 0..df.height() {
                 let v: Vec<Option<&str>> = cas.iter().map(|c| c.get(row)).collect();
                 let err = |m: String| DataError::file(path, format!("row {}: {m}", row + 1));
@@ -82,18 +113,31 @@ pub fn read(path: &Path, o: &TableOptions) -> Result<RawData, DataError> {
     cols.extend(o.time_col.as_deref());
     let mut data = RawData::default();
     rows(path, &cols, |err, v| {
-        let need = |k: usize| v[k].map(str::to_owned).ok_or_else(|| err(format!("`{}` is empty", cols[k])));
+        let need = |k: usize| {
+            v[k].map(str::to_owned)
+                .ok_or_else(|| err(format!("`{}` is empty", cols[k])))
+        };
         let (user, item) = (need(0)?, need(1)?);
         let mut k = 2;
         let mut num = |name: &Option<String>| -> Result<Option<f64>, DataError> {
             let Some(n) = name else { return Ok(None) };
             let s = v[k];
             k += 1;
-            s.map(|s| s.trim().parse::<f64>().map_err(|_| err(format!("`{n}` is not a number: `{s}`")))).transpose()
+            s.map(|s| {
+                s.trim()
+                    .parse::<f64>()
+                    .map_err(|_| err(format!("`{n}` is not a number: `{s}`")))
+            })
+            .transpose()
         };
         let rating = num(&o.rating_col)?;
         let timestamp = num(&o.time_col)?.map(|t| t as i64);
-        data.interactions.push(RawInteraction { user, item, rating, timestamp });
+        data.interactions.push(RawInteraction {
+            user,
+            item,
+            rating,
+            timestamp,
+        });
         Ok(())
     })?;
     data.files.push(path.to_owned());
@@ -101,13 +145,23 @@ pub fn read(path: &Path, o: &TableOptions) -> Result<RawData, DataError> {
     let known_users: HashSet<String> = data.interactions.iter().map(|r| r.user.clone()).collect();
     if let Some(t) = &o.item_text {
         for (id, title, desc) in text_table(t, &o.item_col, &known_items, "item")? {
-            data.items.insert(id, ItemText { title, description: desc });
+            data.items.insert(
+                id,
+                ItemText {
+                    title,
+                    description: desc,
+                },
+            );
         }
         data.files.push(t.clone());
     }
     if let Some(t) = &o.user_text {
         for (id, title, desc) in text_table(t, &o.user_col, &known_users, "user")? {
-            let text = [title, desc].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ");
+            let text = [title, desc]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect::<Vec<_>>()
+                .join(", ");
             data.users.insert(id, text);
         }
         data.files.push(t.clone());
@@ -116,16 +170,30 @@ pub fn read(path: &Path, o: &TableOptions) -> Result<RawData, DataError> {
 }
 
 /// (id, title, description) rows of a text table; every id must be known.
-fn text_table(path: &Path, id_col: &str, known: &HashSet<String>, what: &str) -> Result<Vec<(String, String, String)>, DataError> {
+fn text_table(
+    path: &Path,
+    id_col: &str,
+    known: &HashSet<String>,
+    what: &str,
+) -> Result<Vec<(String, String, String)>, DataError> {
     let header: Vec<String> = match kind_of(path)? {
         Kind::Delimited(d) => {
-            let mut r = csv::ReaderBuilder::new().delimiter(d).from_reader(crate::data::lines::open(path)?);
-            r.headers().map_err(|e| DataError::line(path, 1, format!("bad header: {e}")))?.iter().map(str::to_owned).collect()
+            let mut r = csv::ReaderBuilder::new()
+                .delimiter(d)
+                .from_reader(crate::data::lines::open(path)?);
+            r.headers()
+                .map_err(|e| DataError::line(path, 1, format!("bad header: {e}")))?
+                .iter()
+                .map(str::to_owned)
+                .collect()
         }
         Kind::Parquet => {
-            let file = std::fs::File::open(path).map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
+            let file = std::fs::File::open(path)
+                .map_err(|e| DataError::file(path, format!("cannot open: {e}")))?;
             let mut r = ParquetReader::new(file);
-            let schema = r.schema().map_err(|e| DataError::file(path, format!("not a readable Parquet file: {e}")))?;
+            let schema = r
+                .schema()
+                .map_err(|e| DataError::file(path, format!("not a readable Parquet file: {e}")))?;
             schema.iter_names().map(|n| n.to_string()).collect()
         }
     };
@@ -135,15 +203,24 @@ fn text_table(path: &Path, id_col: &str, known: &HashSet<String>, what: &str) ->
     let mut out = Vec::new();
     let mut seen: HashMap<String, ()> = HashMap::new();
     rows(path, &cols, |err, v| {
-        let id = v[0].ok_or_else(|| err(format!("`{id_col}` is empty")))?.to_owned();
+        let id = v[0]
+            .ok_or_else(|| err(format!("`{id_col}` is empty")))?
+            .to_owned();
         if !known.contains(&id) {
-            return Err(err(format!("text for unknown {what} `{id}`: it has no interaction")));
+            return Err(err(format!(
+                "text for unknown {what} `{id}`: it has no interaction"
+            )));
         }
         if seen.insert(id.clone(), ()).is_some() {
             return Err(err(format!("{what} `{id}` has text twice")));
         }
         let t = title.and_then(|k| v[k]).unwrap_or("").trim().to_owned();
-        let desc: Vec<&str> = (1..cols.len()).filter(|&k| Some(k) != title).filter_map(|k| v[k]).map(str::trim).filter(|s| !s.is_empty()).collect();
+        let desc: Vec<&str> = (1..cols.len())
+            .filter(|&k| Some(k) != title)
+            .filter_map(|k| v[k])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         out.push((id, t, desc.join(", ")));
         Ok(())
     })?;

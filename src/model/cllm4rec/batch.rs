@@ -30,8 +30,21 @@ impl Batch {
     /// before it (the last prompt token predicts the first main token).
     pub fn new(seqs: &[Seq]) -> Batch {
         let rows = seqs.len();
-        let len = seqs.iter().map(|s| s.tokens.len()).max().unwrap_or(0).max(1);
-        let mut b = Batch { rows, len, ids: vec![0; rows * len], mask: vec![0; rows * len], pred_pos: Vec::new(), targets: Vec::new(), last_pos: Vec::new() };
+        let len = seqs
+            .iter()
+            .map(|s| s.tokens.len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut b = Batch {
+            rows,
+            len,
+            ids: vec![0; rows * len],
+            mask: vec![0; rows * len],
+            pred_pos: Vec::new(),
+            targets: Vec::new(),
+            last_pos: Vec::new(),
+        };
         for (r, s) in seqs.iter().enumerate() {
             for (t, &tok) in s.tokens.iter().enumerate() {
                 b.ids[r * len + t] = tok as i64;
@@ -41,14 +54,20 @@ impl Batch {
                 b.pred_pos.push((r * len + t - 1) as i64);
                 b.targets.push(s.tokens[t]);
             }
-            b.last_pos.push((r * len + s.tokens.len().max(1) - 1) as i64);
+            b.last_pos
+                .push((r * len + s.tokens.len().max(1) - 1) as i64);
         }
         b
     }
 
     /// Every id in the batch that falls in `lo..hi`, minus `lo` (occurrences, in order).
     pub fn ids_in(&self, lo: u32, hi: u32) -> Vec<i64> {
-        self.ids.iter().zip(&self.mask).filter(|(&id, &m)| m == 1 && id >= lo as i64 && id < hi as i64).map(|(&id, _)| id - lo as i64).collect()
+        self.ids
+            .iter()
+            .zip(&self.mask)
+            .filter(|(&id, &m)| m == 1 && id >= lo as i64 && id < hi as i64)
+            .map(|(&id, _)| id - lo as i64)
+            .collect()
     }
 }
 
@@ -76,7 +95,16 @@ mod tests {
 
     #[test]
     fn targets_follow_the_prompt_and_padding_is_masked() {
-        let b = Batch::new(&[Seq { tokens: vec![7, 8, 100, 101], prompt_len: 2 }, Seq { tokens: vec![9, 102], prompt_len: 1 }]);
+        let b = Batch::new(&[
+            Seq {
+                tokens: vec![7, 8, 100, 101],
+                prompt_len: 2,
+            },
+            Seq {
+                tokens: vec![9, 102],
+                prompt_len: 1,
+            },
+        ]);
         assert_eq!((b.rows, b.len), (2, 4));
         assert_eq!(b.ids, vec![7, 8, 100, 101, 9, 102, 0, 0]);
         assert_eq!(b.mask, vec![1, 1, 1, 1, 1, 1, 0, 0]);
@@ -89,10 +117,34 @@ mod tests {
 
     #[test]
     fn fit_drops_oldest_main_tokens_first() {
-        let s = fit(Seq { tokens: vec![1, 2, 10, 11, 12, 13], prompt_len: 2 }, 4);
-        assert_eq!(s, Seq { tokens: vec![1, 2, 12, 13], prompt_len: 2 });
+        let s = fit(
+            Seq {
+                tokens: vec![1, 2, 10, 11, 12, 13],
+                prompt_len: 2,
+            },
+            4,
+        );
+        assert_eq!(
+            s,
+            Seq {
+                tokens: vec![1, 2, 12, 13],
+                prompt_len: 2
+            }
+        );
         // a prompt-only sequence (a recommendation prompt) keeps its first and last tokens
-        let s = fit(Seq { tokens: vec![1, 2, 3, 4, 5, 6], prompt_len: 6 }, 4);
-        assert_eq!(s, Seq { tokens: vec![1, 4, 5, 6], prompt_len: 4 });
+        let s = fit(
+            Seq {
+                tokens: vec![1, 2, 3, 4, 5, 6],
+                prompt_len: 6,
+            },
+            4,
+        );
+        assert_eq!(
+            s,
+            Seq {
+                tokens: vec![1, 4, 5, 6],
+                prompt_len: 4
+            }
+        );
     }
 }

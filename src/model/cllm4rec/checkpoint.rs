@@ -23,7 +23,11 @@ impl ModuleVisitor for Collect {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let t = param.val();
         let shape = t.dims().to_vec();
-        let values: Vec<f32> = t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap_or_default();
+        let values: Vec<f32> = t
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.out.insert(self.path.join("."), (shape, bytes));
     }
@@ -31,12 +35,19 @@ impl ModuleVisitor for Collect {
 
 /// Every float parameter of `m` as safetensors bytes.
 pub fn to_bytes<M: Module>(m: &M) -> Result<Vec<u8>, String> {
-    let mut c = Collect { path: Vec::new(), out: BTreeMap::new() };
+    let mut c = Collect {
+        path: Vec::new(),
+        out: BTreeMap::new(),
+    };
     m.visit(&mut c);
     let views: Vec<(String, TensorView)> = c
         .out
         .iter()
-        .map(|(k, (shape, bytes))| TensorView::new(Dtype::F32, shape.clone(), bytes).map(|v| (k.clone(), v)).map_err(|e| format!("{k}: {e}")))
+        .map(|(k, (shape, bytes))| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| format!("{k}: {e}"))
+        })
         .collect::<Result<_, _>>()?;
     safetensors::serialize(views, None).map_err(|e| e.to_string())
 }
@@ -60,17 +71,27 @@ impl ModuleMapper for Assign<'_> {
         let view = match self.file.tensor(&name) {
             Ok(v) => v,
             Err(_) => {
-                self.error.get_or_insert(format!("the checkpoint has no `{name}`"));
+                self.error
+                    .get_or_insert(format!("the checkpoint has no `{name}`"));
                 return param;
             }
         };
         let want = param.val().dims().to_vec();
         if view.shape() != want.as_slice() || view.dtype() != Dtype::F32 {
-            self.error.get_or_insert(format!("`{name}`: the checkpoint has {:?} {:?}, the model {:?} F32", view.dtype(), view.shape(), want));
+            self.error.get_or_insert(format!(
+                "`{name}`: the checkpoint has {:?} {:?}, the model {:?} F32",
+                view.dtype(),
+                view.shape(),
+                want
+            ));
             return param;
         }
         self.used += 1;
-        let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let values: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         param.map(|old| {
             let req = old.is_require_grad();
             let device = old.device();
@@ -83,14 +104,24 @@ impl ModuleMapper for Assign<'_> {
 /// Load every float parameter of `m` from safetensors bytes; every parameter must be there
 /// with its shape, and every tensor of the file must be used.
 pub fn from_bytes<M: Module>(m: M, bytes: &[u8]) -> Result<M, String> {
-    let file = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
-    let mut a = Assign { path: Vec::new(), file: &file, error: None, used: 0 };
+    let file = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a safetensors file: {e}"))?;
+    let mut a = Assign {
+        path: Vec::new(),
+        file: &file,
+        error: None,
+        used: 0,
+    };
     let m = m.map(&mut a);
     if let Some(e) = a.error {
         return Err(e);
     }
     if a.used != file.len() {
-        return Err(format!("the checkpoint has {} tensors, the model {}", file.len(), a.used));
+        return Err(format!(
+            "the checkpoint has {} tensors, the model {}",
+            file.len(),
+            a.used
+        ));
     }
     Ok(m)
 }

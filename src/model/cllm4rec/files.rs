@@ -37,37 +37,64 @@ pub struct ModelInfo {
 
 impl ModelInfo {
     pub fn gpt2_config(&self) -> Gpt2Config {
-        Gpt2Config::new(self.vocab_size, self.n_positions, self.n_embd, self.n_layer, self.n_head)
+        Gpt2Config::new(
+            self.vocab_size,
+            self.n_positions,
+            self.n_embd,
+            self.n_layer,
+            self.n_head,
+        )
     }
 }
 
 pub fn write(dir: &Path, model: &Cllm4Rec, info: &ModelInfo, history: &Json) -> Result<(), String> {
     let bytes = checkpoint::to_bytes(model)?;
-    std::fs::write(dir.join("checkpoint.safetensors"), bytes).map_err(|e| format!("cannot write the checkpoint: {e}"))?;
-    write_json(dir, "model.json", &serde_json::to_value(info).expect("plain data"))?;
+    std::fs::write(dir.join("checkpoint.safetensors"), bytes)
+        .map_err(|e| format!("cannot write the checkpoint: {e}"))?;
+    write_json(
+        dir,
+        "model.json",
+        &serde_json::to_value(info).expect("plain data"),
+    )?;
     write_json(dir, "history.json", history)
 }
 
 pub fn write_json(dir: &Path, name: &str, v: &Json) -> Result<(), String> {
-    std::fs::write(dir.join(name), serde_json::to_string_pretty(v).expect("plain data") + "\n").map_err(|e| format!("cannot write {name}: {e}"))
+    std::fs::write(
+        dir.join(name),
+        serde_json::to_string_pretty(v).expect("plain data") + "\n",
+    )
+    .map_err(|e| format!("cannot write {name}: {e}"))
 }
 
 /// A CLLM4Rec stage's output, on `device`; parameters keep the frozen state recorded.
 pub fn read(dir: &Path, device: &Device) -> Result<(Cllm4Rec, ModelInfo), String> {
-    let info: ModelInfo = serde_json::from_str(&std::fs::read_to_string(dir.join("model.json")).map_err(|e| format!("{}: {e}", dir.display()))?)
-        .map_err(|e| format!("model.json: {e}"))?;
+    let info: ModelInfo = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("model.json"))
+            .map_err(|e| format!("{}: {e}", dir.display()))?,
+    )
+    .map_err(|e| format!("model.json: {e}"))?;
     let backbone = info.gpt2_config().init(0, device).frozen(info.frozen);
     let model = Cllm4Rec::new(backbone, info.users, info.items, 0, device);
-    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let model = checkpoint::from_bytes(model, &bytes).map_err(|e| format!("{}: {e}", dir.join("checkpoint.safetensors").display()))?;
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors"))
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let model = checkpoint::from_bytes(model, &bytes)
+        .map_err(|e| format!("{}: {e}", dir.join("checkpoint.safetensors").display()))?;
     Ok((model, info))
 }
 
 /// The layout a `tokenize` output declares: (base vocabulary, users, items).
 pub fn vocab(dir: &Path) -> Result<(usize, usize, usize), String> {
-    let v: Json = serde_json::from_str(&std::fs::read_to_string(dir.join("vocab.json")).map_err(|e| format!("{}: {e}", dir.display()))?)
-        .map_err(|e| format!("vocab.json: {e}"))?;
-    let get = |k: &str| v[k].as_u64().map(|x| x as usize).ok_or_else(|| format!("vocab.json lacks `{k}`"));
+    let v: Json = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("vocab.json"))
+            .map_err(|e| format!("{}: {e}", dir.display()))?,
+    )
+    .map_err(|e| format!("vocab.json: {e}"))?;
+    let get = |k: &str| {
+        v[k].as_u64()
+            .map(|x| x as usize)
+            .ok_or_else(|| format!("vocab.json lacks `{k}`"))
+    };
     Ok((get("base_vocab")?, get("users")?, get("items")?))
 }
 

@@ -26,17 +26,29 @@ pub fn nll(logits: Tensor<2>, targets: Vec<i64>, device: &Device) -> Tensor<1> {
 /// Sum over `ids` (row indices, repeats counted) of ||own[id] - other[id].detach()||^2.
 pub fn pull(own: Tensor<2>, other: Tensor<2>, ids: Vec<i64>, device: &Device) -> Tensor<1> {
     let idx = ints(ids, device);
-    (own.select(0, idx.clone()) - other.select(0, idx).detach()).powf_scalar(2.0).sum()
+    (own.select(0, idx.clone()) - other.select(0, idx).detach())
+        .powf_scalar(2.0)
+        .sum()
 }
 
 /// lambda_c / 2 * sum of squared differences between `side`'s embeddings of the batch's
 /// user/item tokens and the other side's, detached.
-fn mutual(m: &Cllm4Rec, b: &Batch, side: Side, lambda_c: f64, device: &Device) -> Option<Tensor<1>> {
+fn mutual(
+    m: &Cllm4Rec,
+    b: &Batch,
+    side: Side,
+    lambda_c: f64,
+    device: &Device,
+) -> Option<Tensor<1>> {
     if lambda_c == 0.0 {
         return None;
     }
     let (base, nu, ni) = m.layout();
-    let other = if side == Side::Collab { Side::Content } else { Side::Collab };
+    let other = if side == Side::Collab {
+        Side::Content
+    } else {
+        Side::Collab
+    };
     let (own_u, own_i) = m.tables(side);
     let (oth_u, oth_i) = m.tables(other);
     let users = b.ids_in(base as u32, (base + nu) as u32);
@@ -48,7 +60,10 @@ fn mutual(m: &Cllm4Rec, b: &Batch, side: Side, lambda_c: f64, device: &Device) -
     if !items.is_empty() {
         terms.push(pull(own_i, oth_i, items, device));
     }
-    terms.into_iter().reduce(|a, b| a + b).map(|t| t.mul_scalar(lambda_c / 2.0))
+    terms
+        .into_iter()
+        .reduce(|a, b| a + b)
+        .map(|t| t.mul_scalar(lambda_c / 2.0))
 }
 
 /// -sum over rows r and target items t of log softmax(logits[r])[t].
@@ -79,7 +94,11 @@ fn combine(nll_sum: Tensor<1>, reg: Option<Tensor<1>>, n: usize) -> Loss {
         Some(r) => nll_sum + r,
         None => nll_sum,
     };
-    Loss { value: total.div_scalar(n.max(1) as f64), nll, predictions: n }
+    Loss {
+        value: total.div_scalar(n.max(1) as f64),
+        nll,
+        predictions: n,
+    }
 }
 
 /// Collaborative LM: each main-text item predicted from the tokens before it, over items.
@@ -88,9 +107,17 @@ pub fn collab(m: &Cllm4Rec, b: &Batch, lambda_c: f64, device: &Device) -> Loss {
     let h = m.hidden(b, Side::Collab, device);
     let pos = ints(b.pred_pos.clone(), device);
     let logits = h.select(0, pos).matmul(m.collab_items.val().transpose()); // [n, items]
-    let targets: Vec<i64> = b.targets.iter().map(|&t| t as i64 - (base + nu) as i64).collect();
+    let targets: Vec<i64> = b
+        .targets
+        .iter()
+        .map(|&t| t as i64 - (base + nu) as i64)
+        .collect();
     let n = targets.len();
-    combine(nll(logits, targets, device), mutual(m, b, Side::Collab, lambda_c, device), n)
+    combine(
+        nll(logits, targets, device),
+        mutual(m, b, Side::Collab, lambda_c, device),
+        n,
+    )
 }
 
 /// The words the content LM's softmax runs over: the whole vocabulary (the paper), or only the
@@ -105,25 +132,45 @@ impl ContentVocab {
     pub fn corpus(words: impl IntoIterator<Item = u32>) -> ContentVocab {
         let set: std::collections::BTreeSet<u32> = words.into_iter().collect();
         let ids: Vec<i64> = set.iter().map(|&w| w as i64).collect();
-        let index = set.iter().enumerate().map(|(k, &w)| (w, k as i64)).collect();
+        let index = set
+            .iter()
+            .enumerate()
+            .map(|(k, &w)| (w, k as i64))
+            .collect();
         ContentVocab::Corpus(ids, index)
     }
 }
 
 /// Content LM: each main-text word predicted from the tokens before it, over words.
-pub fn content(m: &Cllm4Rec, b: &Batch, vocab: &ContentVocab, lambda_c: f64, device: &Device) -> Loss {
+pub fn content(
+    m: &Cllm4Rec,
+    b: &Batch,
+    vocab: &ContentVocab,
+    lambda_c: f64,
+    device: &Device,
+) -> Loss {
     let h = m.hidden(b, Side::Content, device);
     let pos = ints(b.pred_pos.clone(), device);
     let (head, targets): (Tensor<2>, Vec<i64>) = match vocab {
-        ContentVocab::Full => (m.backbone.wte_weight(), b.targets.iter().map(|&t| t as i64).collect()),
+        ContentVocab::Full => (
+            m.backbone.wte_weight(),
+            b.targets.iter().map(|&t| t as i64).collect(),
+        ),
         ContentVocab::Corpus(ids, index) => (
             m.backbone.wte_weight().select(0, ints(ids.clone(), device)),
-            b.targets.iter().map(|t| index.get(t).copied().unwrap_or(0)).collect(),
+            b.targets
+                .iter()
+                .map(|t| index.get(t).copied().unwrap_or(0))
+                .collect(),
         ),
     };
     let logits = h.select(0, pos).matmul(head.transpose()); // [n, words]
     let n = targets.len();
-    combine(nll(logits, targets, device), mutual(m, b, Side::Content, lambda_c, device), n)
+    combine(
+        nll(logits, targets, device),
+        mutual(m, b, Side::Content, lambda_c, device),
+        n,
+    )
 }
 
 /// RecLLM: for each row (a recommendation prompt), -sum of log p(item) over its target items,
@@ -171,8 +218,17 @@ mod tests {
         assert!((loss.clone().into_scalar::<f32>() - 19.0).abs() < 1e-6);
         let grads = loss.backward();
         // d/d own = 2 * (own - other) per occurrence: row 0: (2, 0); row 1: 2 * 2 * (0, 3)
-        let g = own.grad(&grads).unwrap().into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+        let g = own
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(g, vec![2.0, 0.0, 0.0, 12.0]);
-        assert!(other.grad(&grads).is_none(), "the other side must get no gradient");
+        assert!(
+            other.grad(&grads).is_none(),
+            "the other side must get no gradient"
+        );
     }
 }

@@ -56,7 +56,10 @@ pub fn normal(rng: &mut Rng, n: usize, std: f64) -> Vec<f32> {
 }
 
 fn table(rng: &mut Rng, rows: usize, d: usize, device: &Device) -> Param<Tensor<2>> {
-    Param::from_tensor(Tensor::from_data(TensorData::new(normal(rng, rows * d, 0.02), [rows, d]), device))
+    Param::from_tensor(Tensor::from_data(
+        TensorData::new(normal(rng, rows * d, 0.02), [rows, d]),
+        device,
+    ))
 }
 
 impl Cllm4Rec {
@@ -75,7 +78,11 @@ impl Cllm4Rec {
 
     /// (base vocabulary, users, items): user u is token `base + u`, item i `base + users + i`.
     pub fn layout(&self) -> (usize, usize, usize) {
-        (self.backbone.wte_weight().dims()[0], self.collab_users.val().dims()[0], self.collab_items.val().dims()[0])
+        (
+            self.backbone.wte_weight().dims()[0],
+            self.collab_users.val().dims()[0],
+            self.collab_items.val().dims()[0],
+        )
     }
 
     pub fn tables(&self, side: Side) -> (Tensor<2>, Tensor<2>) {
@@ -94,7 +101,11 @@ impl Cllm4Rec {
         let (base, nu, ni) = self.layout();
         let (base, nu, ni) = (base as i64, nu as i64, ni as i64);
         let is_word = ids.clone().lower_elem(base).float().unsqueeze_dim::<3>(2); // [b, s, 1]
-        let is_item = ids.clone().greater_equal_elem(base + nu).float().unsqueeze_dim::<3>(2);
+        let is_item = ids
+            .clone()
+            .greater_equal_elem(base + nu)
+            .float()
+            .unsqueeze_dim::<3>(2);
         let is_user = (is_word.ones_like() - is_word.clone() - is_item.clone()).clamp(0.0, 1.0);
         let words = self.backbone.embed_tokens(ids.clone().clamp(0, base - 1)); // [b, s, d]
         let (users, items) = self.tables(side);
@@ -108,9 +119,13 @@ impl Cllm4Rec {
     /// # Shapes
     /// - output: `[rows * len, d]` (flattened, so positions index it directly)
     pub fn hidden(&self, b: &Batch, side: Side, device: &Device) -> Tensor<2> {
-        let ids = Tensor::<2, Int>::from_data(TensorData::new(b.ids.clone(), [b.rows, b.len]), device);
-        let mask = Tensor::<2, Int>::from_data(TensorData::new(b.mask.clone(), [b.rows, b.len]), device);
-        let h = self.backbone.forward_embeds(self.embed(ids, side), Some(mask)); // [rows, len, d]
+        let ids =
+            Tensor::<2, Int>::from_data(TensorData::new(b.ids.clone(), [b.rows, b.len]), device);
+        let mask =
+            Tensor::<2, Int>::from_data(TensorData::new(b.mask.clone(), [b.rows, b.len]), device);
+        let h = self
+            .backbone
+            .forward_embeds(self.embed(ids, side), Some(mask)); // [rows, len, d]
         let d = h.dims()[2];
         h.reshape([b.rows * b.len, d])
     }
@@ -122,7 +137,9 @@ impl Cllm4Rec {
     /// - output: `[rows, items]`
     pub fn rec_logits(&self, b: &Batch, device: &Device) -> Tensor<2> {
         let h = self.hidden(b, Side::Collab, device);
-        let last = Tensor::<1, Int>::from_data(TensorData::new(b.last_pos.clone(), [b.rows]), device);
-        h.select(0, last).matmul(self.collab_items.val().transpose()) // [rows, d] x [d, items]
+        let last =
+            Tensor::<1, Int>::from_data(TensorData::new(b.last_pos.clone(), [b.rows]), device);
+        h.select(0, last)
+            .matmul(self.collab_items.val().transpose()) // [rows, d] x [d, items]
     }
 }

@@ -33,10 +33,18 @@ impl Cllm4RecScorer {
         for d in 0..rec.len() {
             let (p, m) = rec.doc(d);
             if rec.user[d] >= 0 {
-                prompts[rec.user[d] as usize] = Some(Seq { tokens: p.iter().chain(m).copied().collect(), prompt_len: p.len() + m.len() });
+                prompts[rec.user[d] as usize] = Some(Seq {
+                    tokens: p.iter().chain(m).copied().collect(),
+                    prompt_len: p.len() + m.len(),
+                });
             }
         }
-        Ok(Cllm4RecScorer { model: None, prompts, items, device: infer_device() })
+        Ok(Cllm4RecScorer {
+            model: None,
+            prompts,
+            items,
+            device: infer_device(),
+        })
     }
 
     /// A finetune (or pretrain) output with the prompts of a `tokenize` output.
@@ -44,7 +52,13 @@ impl Cllm4RecScorer {
         let mut s = Self::prompts(tokens)?;
         let (model, info) = files::read(model_dir, &s.device)?;
         if info.items != s.items || info.users != s.prompts.len() {
-            return Err(format!("the model has {} users and {} items, the tokenized data {} and {}", info.users, info.items, s.prompts.len(), s.items));
+            return Err(format!(
+                "the model has {} users and {} items, the tokenized data {} and {}",
+                info.users,
+                info.items,
+                s.prompts.len(),
+                s.items
+            ));
         }
         s.model = Some(model);
         Ok(s)
@@ -58,7 +72,11 @@ impl Cllm4RecScorer {
 
     /// (user, prompt) of every user with a prompt.
     pub fn prompt_seqs(&self) -> Vec<(u32, Seq)> {
-        self.prompts.iter().enumerate().filter_map(|(u, p)| p.clone().map(|p| (u as u32, p))).collect()
+        self.prompts
+            .iter()
+            .enumerate()
+            .filter_map(|(u, p)| p.clone().map(|p| (u as u32, p)))
+            .collect()
     }
 }
 
@@ -70,7 +88,17 @@ impl Scorer for Cllm4RecScorer {
     fn score(&mut self, users: &[u32], _: &EvalSplit) -> Result<Vec<Vec<f32>>, String> {
         let model = self.model.as_ref().ok_or("no model loaded")?;
         let max_len = model.backbone.n_positions();
-        let with: Vec<(usize, Seq)> = users.iter().enumerate().filter_map(|(k, &u)| self.prompts.get(u as usize).cloned().flatten().map(|s| (k, fit(s, max_len)))).collect();
+        let with: Vec<(usize, Seq)> = users
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &u)| {
+                self.prompts
+                    .get(u as usize)
+                    .cloned()
+                    .flatten()
+                    .map(|s| (k, fit(s, max_len)))
+            })
+            .collect();
         let mut out = vec![vec![0f32; self.items]; users.len()];
         if with.is_empty() {
             return Ok(out);
@@ -81,7 +109,11 @@ impl Scorer for Cllm4RecScorer {
         for chunk in order.chunks(SUB_BATCH) {
             let seqs: Vec<Seq> = chunk.iter().map(|&r| with[r].1.clone()).collect();
             let logits = model.rec_logits(&Batch::new(&seqs), &self.device); // [rows, items]
-            let values: Vec<f32> = logits.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+            let values: Vec<f32> = logits
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| format!("{e:?}"))?;
             for (row, &r) in chunk.iter().enumerate() {
                 out[with[r].0].copy_from_slice(&values[row * self.items..(row + 1) * self.items]);
             }

@@ -62,7 +62,12 @@ pub fn epoch(
         let loss = f(&model, &b, t);
         let value = loss.value.clone().into_scalar::<f32>() as f64;
         if !value.is_finite() {
-            return Err(NonFinite { phase: phase.to_owned(), epoch: epoch_no, batch: k + 1, value });
+            return Err(NonFinite {
+                phase: phase.to_owned(),
+                epoch: epoch_no,
+                batch: k + 1,
+                value,
+            });
         }
         let grads = GradientsParams::from_grads(loss.value.backward(), &model);
         model = optim.step(lr, model, grads);
@@ -71,7 +76,12 @@ pub fn epoch(
         preds += loss.predictions;
         tokens += b.mask.iter().filter(|&&m| m == 1).count();
         let secs = t0.elapsed().as_secs_f64().max(1e-9);
-        progress(&format!("{phase} epoch {epoch_no} batch {}/{n_batches} loss {:.4} {:.0} tok/s", k + 1, loss_sum / preds.max(1) as f64, tokens as f64 / secs));
+        progress(&format!(
+            "{phase} epoch {epoch_no} batch {}/{n_batches} loss {:.4} {:.0} tok/s",
+            k + 1,
+            loss_sum / preds.max(1) as f64,
+            tokens as f64 / secs
+        ));
     }
     let seconds = t0.elapsed().as_secs_f64();
     let stats = EpochStats {
