@@ -96,3 +96,30 @@ fn bad_model_params_are_errors_with_position() {
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
     assert!(err.contains("`targets` is `masked` or `all`"), "{err}");
 }
+
+#[test]
+fn a_diverging_run_stops_naming_the_epoch_and_batch() {
+    let e = Env::new();
+    // An absurd learning rate blows the embeddings up to ~1e30 after one step; their layer
+    // norms overflow and the next loss is not finite.
+    e.write("data.csv", &dataset()).write(
+        "p.yaml",
+        &PIPELINE.replace(
+            "epochs: 1, batch_size: 16}",
+            "epochs: 1, batch_size: 16, lr: 1.0e+30}",
+        ),
+    );
+    let r = e.run(&["run", "p.yaml"]).fails(1);
+    let err = r.stderr();
+    assert!(
+        err.contains("non-finite loss") && err.contains("epoch 1, batch"),
+        "{err}"
+    );
+    assert!(
+        !r.stdout()
+            .lines()
+            .any(|l| l.starts_with("pretrain") && l.contains("ran")),
+        "{}",
+        r.stdout()
+    );
+}
