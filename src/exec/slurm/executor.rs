@@ -320,15 +320,19 @@ impl Executor<'_> {
         }
     }
 
-    /// Ask squeue about every job; report those that are over. Whether anything changed.
-    fn poll(&mut self) -> bool {
-        let ids: Vec<String> = self
-            .jobs
+    /// The distinct ids of the jobs being watched, sorted.
+    fn job_ids(&self) -> Vec<String> {
+        self.jobs
             .iter()
             .map(|j| j.id.clone())
             .collect::<BTreeSet<_>>()
             .into_iter()
-            .collect();
+            .collect()
+    }
+
+    /// Ask squeue about every job; report those that are over. Whether anything changed.
+    fn poll(&mut self) -> bool {
+        let ids = self.job_ids();
         let active = match poll::active(&ids) {
             Ok(a) => {
                 self.poll_failing_since = None;
@@ -409,13 +413,7 @@ impl Executor<'_> {
     /// Ctrl-C: scancel every job; the poll loop then waits for them to leave the queue.
     fn cancel_all(&mut self) {
         self.cancelled = true;
-        let ids: Vec<String> = self
-            .jobs
-            .iter()
-            .map(|j| j.id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let ids = self.job_ids();
         if ids.is_empty() {
             return;
         }
