@@ -127,9 +127,65 @@ pub enum Command {
     },
     /// Rehash the cache; list corrupt, truncated and orphaned objects (exit 1 if any).
     Verify,
+    /// The lineage of every metric back to the raw files; `--bundle` writes it as a folder,
+    /// `--check` re-verifies such a folder.
+    Audit(AuditArgs),
+    /// Re-execute cached instances into a scratch folder and compare their outputs with the
+    /// recorded ones (the cache is only read).
+    Reproduce(ReproduceArgs),
     /// Print the content hash of files (their blake3, as b3sum) or folders (a tree hash).
     Hash {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum AuditFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// The pipeline file.
+    #[arg(required_unless_present = "check")]
+    pub pipeline: Option<PathBuf>,
+    /// Audit every instance of this stage (default: every cached instance with metrics).
+    pub stage: Option<String>,
+    /// Override a value, as for `run`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    #[arg(long, value_enum, default_value_t = AuditFormat::Text)]
+    pub format: AuditFormat,
+    /// Also write the lineage, the metric files and the pipeline text into this new folder.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
+    /// Re-verify a bundle folder against its files, the raw files and the cache.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["pipeline", "bundle", "sets"])]
+    pub check: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReproduceArgs {
+    #[command(flatten)]
+    pub p: PipelineArgs,
+    /// Reproduce every instance of this stage.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub stage: Option<String>,
+    /// Reproduce every instance of the pipeline.
+    #[arg(long)]
+    pub all: bool,
+    /// Reproduce only N of the chosen instances, picked at random (seeded by `--seed`).
+    #[arg(long, value_name = "N")]
+    pub sample: Option<usize>,
+    /// The seed of `--sample`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Make the scratch folder under this folder (default: the system's temp folder).
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
+    /// Keep the scratch folder (reproduced outputs and logs) instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
 }

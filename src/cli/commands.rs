@@ -17,7 +17,7 @@ use crate::exec::{plan, ExecError};
 use crate::kinds::Registry;
 use crate::pipeline::{self, Pipeline};
 
-fn cache_root(cli: &Cli) -> PathBuf {
+pub(super) fn cache_root(cli: &Cli) -> PathBuf {
     cli.cache_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("cache"))
@@ -226,6 +226,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 Ok(1)
             }
         }
+        Command::Audit(a) => super::audit::audit(cli, a, &kinds),
+        Command::Reproduce(a) => super::audit::reproduce(cli, a, &kinds),
         Command::Hash { paths } => {
             let mut stat = StatCache::default();
             for p in paths {

@@ -1,6 +1,7 @@
 //! The `cllm4rec-pipe` command line: parse arguments, run a command, map errors to exit codes.
 
 pub mod args;
+mod audit;
 mod commands;
 mod tables;
 

@@ -79,6 +79,11 @@ pub trait StageKind: Send + Sync {
         Vec::new()
     }
     fn run(&self, ctx: &StageContext) -> Result<(), StageError>;
+    /// Whether rerunning an instance must give byte-identical outputs (checked by
+    /// `reproduce`). A stage's `bit_exact:` field overrides it.
+    fn bit_exact(&self) -> bool {
+        true
+    }
 }
 
 /// An instance's resolved params (the seed is `Instance::seed`) as a kind's typed params struct; an error names the

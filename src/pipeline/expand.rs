@@ -68,6 +68,7 @@ pub fn expand(
             needs: d.needs.clone(),
             axes: ordered_axes(&stage_axes[i]),
             resources: d.resources.clone(),
+            bit_exact: d.bit_exact,
         })
         .collect();
 

@@ -30,6 +30,8 @@ pub struct StageDef {
     pub shell: bool,
     pub deps: Vec<(String, Arc<Source>, String)>,
     pub resources: RawResources,
+    /// `bit_exact:` as written (stage, else template); `None` means the kind's default.
+    pub bit_exact: Option<bool>,
     /// YAML path of the stage in the pipeline file.
     pub path: String,
 }
@@ -120,7 +122,7 @@ fn absolute_dir(path: &Path) -> Result<PathBuf, PipelineError> {
 }
 
 /// Find `stages/x.yaml` relative to the pipeline's folder or any folder above it.
-fn find_template(rel: &str, dir: &Path) -> Option<PathBuf> {
+pub fn find_template(rel: &str, dir: &Path) -> Option<PathBuf> {
     let p = Path::new(rel);
     if p.is_absolute() {
         return p.is_file().then(|| p.to_owned());
@@ -338,6 +340,7 @@ fn merge(
         shell,
         deps,
         resources,
+        bit_exact: stage.bit_exact.or(t.and_then(|t| t.bit_exact)),
         path: spath,
     };
     let k = kinds.get(&def.kind).expect("checked above");

@@ -42,6 +42,8 @@ pub struct Stage {
     /// The axes this stage varies over: its own references and those of its plain needs.
     pub axes: Vec<String>,
     pub resources: RawResources,
+    /// `bit_exact:` as written; `None` means the kind's default (`StageKind::bit_exact`).
+    pub bit_exact: Option<bool>,
 }
 
 /// One upstream stage's output(s) as seen by an instance.

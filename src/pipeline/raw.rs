@@ -38,6 +38,9 @@ pub struct RawStage {
     pub deps: Option<Vec<String>>,
     /// Templates only: whether a stage may set params the template does not list.
     pub open_params: Option<bool>,
+    /// Whether a rerun must give byte-identical outputs (`reproduce`); default: the kind's.
+    /// Not part of the cache key.
+    pub bit_exact: Option<bool>,
 }
 
 /// What a stage asks of the machine. Only `cpus` matters to the local executor.

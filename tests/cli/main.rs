@@ -3,6 +3,7 @@
 
 mod support;
 
+mod audit;
 mod caching;
 mod commands;
 mod data;
