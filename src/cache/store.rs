@@ -105,6 +105,18 @@ impl Store {
         self.root.join(self.log_rel(key))
     }
 
+    /// Whether the cache's file system has no free blocks left.
+    pub fn is_full(&self) -> bool {
+        let Ok(c) = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: a NUL-terminated path and a zeroed out-struct.
+        unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_bavail == 0
+        }
+    }
+
     /// The record of `key`, if it exists and parses.
     pub fn read_record(&self, key: &str) -> Option<Record> {
         let bytes = fs::read(self.record_path(key)).ok()?;

@@ -74,7 +74,10 @@ pub fn run(
 ) -> Result<Summary, ExecError> {
     let _store_lock =
         StoreLock::shared(&store.root).map_err(|source| crate::cache::store::StoreError::Io {
-            context: "cannot lock the cache".into(),
+            context: format!(
+                "cannot lock the cache `{}`",
+                store.root.join("gc.lock").display()
+            ),
             source,
         })?;
     store.clean_stale_tmp();

@@ -126,7 +126,10 @@ impl Sandbox {
         let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) };
         if fd < 0 {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("`{}`: {e}", dir.display())));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("`{}`: {e}", dir.display()),
+            ));
         }
         // SAFETY: a fresh file descriptor that we own.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -146,7 +149,10 @@ impl Sandbox {
         };
         if r != 0 {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("`{}`: {e}", dir.display())));
+            return Err(io::Error::new(
+                e.kind(),
+                format!("`{}`: {e}", dir.display()),
+            ));
         }
         Ok(())
     }

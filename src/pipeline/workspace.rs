@@ -92,7 +92,11 @@ mod tests {
             "dep `a/../../../x` is outside the workspace"
         );
         std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
-        assert!(msg("etc/passwd").contains("through a symlink"), "{}", msg("etc/passwd"));
+        assert!(
+            msg("etc/passwd").contains("through a symlink"),
+            "{}",
+            msg("etc/passwd")
+        );
     }
 
     #[test]

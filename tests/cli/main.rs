@@ -9,5 +9,6 @@ mod data;
 mod errors;
 mod eval;
 mod faults;
+mod kill_loop;
 mod model;
 mod slurm;
