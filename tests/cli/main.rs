@@ -6,6 +6,7 @@ mod support;
 mod caching;
 mod commands;
 mod data;
+mod disk;
 mod errors;
 mod eval;
 mod faults;
