@@ -12,4 +12,5 @@ mod eval;
 mod faults;
 mod kill_loop;
 mod model;
+mod races;
 mod slurm;
