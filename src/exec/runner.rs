@@ -84,7 +84,19 @@ pub fn compute(
             started,
             git_commit,
         };
-        Ok(store.commit(&tmp, meta)?)
+        // What the stage left is refused (a symlink, a bad metrics.json) or cannot be stored
+        // (a full disk): the instance fails, named, with its log.
+        store.commit(&tmp, meta).map_err(|e| {
+            let out = format!("{}/", tmp.join("obj").join("data").display());
+            ExecError::Stage {
+                label: inst.label.clone(),
+                message: format!(
+                    "cannot commit its output: {}",
+                    e.to_string().replace(&out, "$CLLM4REC_OUT/")
+                ),
+                log: store.log_path(&key_hash),
+            }
+        })
     });
     match result {
         Ok(record) => {

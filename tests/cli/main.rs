@@ -3,6 +3,7 @@
 
 mod support;
 
+mod bad_inputs;
 mod caching;
 mod commands;
 mod data;
@@ -13,4 +14,5 @@ mod faults;
 mod kill_loop;
 mod model;
 mod races;
+mod sandbox;
 mod slurm;
