@@ -56,6 +56,17 @@ pub fn load(path: &Path, sets: &[String], kinds: &Registry) -> Result<Pipeline, 
             format!("line {line}: not valid UTF-8 (byte {})", at + 1),
         ))
     })?;
+    load_text(path, text, sets, kinds)
+}
+
+/// Load a pipeline from its text, as if read from `path` (whose folder is the pipeline's
+/// folder: templates and relative paths start there).
+pub fn load_text(
+    path: &Path,
+    text: String,
+    sets: &[String],
+    kinds: &Registry,
+) -> Result<Pipeline, PipelineError> {
     let src = Arc::new(Source::new(path.to_owned(), text));
     let raw: RawPipeline =
         serde_norway::from_str(&src.text).map_err(|e| Box::new(src.from_serde(&e)))?;

@@ -11,6 +11,7 @@ mod disk;
 mod errors;
 mod eval;
 mod faults;
+mod fuzz;
 mod kill_loop;
 mod model;
 mod races;
