@@ -169,6 +169,14 @@ fn kill_9_at_random_moments_never_leaves_an_incomplete_entry() {
             kills_in_round = 0;
         }
     }
+    // gc clears what the kills left: orphans, work folders, half-written temp files.
+    e.run(&["gc"]).ok();
+    let leftovers: Vec<_> = walk_files(&e.path("cache"))
+        .into_iter()
+        .filter(|p| p.file_name().unwrap().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    e.run(&["verify"]).ok();
     println!(
         "kill loop: {KILLS} kills in {round} rounds, {interrupted} interrupted a running pipeline, \
          {orphans_seen} orphaned object(s) seen (adopted later); records after each kill: \
