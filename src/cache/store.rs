@@ -288,6 +288,16 @@ impl Store {
         }
     }
 
+    /// Note that `key` was used again (a cache hit): it becomes the latest of its (pipeline,
+    /// stage, point) unless it already is, so that `gc --keep-last` keeps what the last run
+    /// used. Best effort (a read-only cache stays as it is).
+    pub fn touch_index(&self, pipeline: &str, stage: &str, label: &str, point: &Point, key: &str) {
+        let latest = self.history(pipeline, stage, point).pop().map(|l| l.key);
+        if latest.as_deref() != Some(key) {
+            self.append_index(pipeline, stage, label, point, key);
+        }
+    }
+
     /// Keys recorded for (pipeline, stage, point), oldest first.
     pub fn history(&self, pipeline: &str, stage: &str, point: &Point) -> Vec<IndexLine> {
         read_index(&self.index_path(pipeline, stage, point))

@@ -159,6 +159,14 @@ pub fn run(
                         )
                     };
                     if let Some(rec) = hit {
+                        let inst = &p.instances[i];
+                        store.touch_index(
+                            &p.name,
+                            &inst.stage_name,
+                            &inst.label,
+                            &inst.point,
+                            &rec.key_hash,
+                        );
                         outputs[i] = Some(rec.output.clone());
                         records[i] = Some(rec);
                         status[i] = Status::Cached;
