@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use crate::cache::store::{remove_tree, Store};
+use crate::cache::store::{read_dir_sorted, remove_tree, Store};
 
 #[derive(Debug, Default)]
 pub struct GcReport {
@@ -66,5 +66,29 @@ pub fn gc(store: &Store, keep_last: Option<usize>) -> GcReport {
         }
     }
     store.clean_stale_tmp();
+    remove_stale_temp_files(store);
     report
+}
+
+/// Temp files of writes that a killed process never finished: records and indexes (renamed
+/// into place when whole) and the stat cache. No runner writes while gc holds the store lock.
+fn remove_stale_temp_files(store: &Store) {
+    let stale = |p: &std::path::Path| {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (name.starts_with('.') && name.ends_with(".tmp"))
+            || name.ends_with(".jsonl.tmp")
+            || name.starts_with("statcache.tmp.")
+    };
+    let mut files: Vec<std::path::PathBuf> = read_dir_sorted(&store.root.join("records"))
+        .iter()
+        .flat_map(|shard| read_dir_sorted(shard))
+        .collect();
+    files.extend(read_dir_sorted(&store.root.join("index")));
+    files.extend(read_dir_sorted(&store.root));
+    for f in files.iter().filter(|f| f.is_file() && stale(f)) {
+        let _ = fs::remove_file(f);
+    }
 }

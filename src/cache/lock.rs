@@ -100,8 +100,16 @@ impl StoreLock {
         ))
     }
 
+    /// On a read-only cache folder the lock file is opened read-only (flock needs no write
+    /// access), so that a pipeline whose entries are all there still runs from it.
     pub fn shared(root: &Path) -> io::Result<StoreLock> {
-        let (f, _) = Self::open(root)?;
+        let f = match Self::open(root) {
+            Ok((f, _)) => f,
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
+                File::open(root.join("gc.lock")).map_err(|_| e)?
+            }
+            Err(e) => return Err(e),
+        };
         f.lock_shared()?;
         Ok(StoreLock { _file: f })
     }

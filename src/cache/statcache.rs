@@ -64,7 +64,8 @@ impl StatCache {
         };
         let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
         if let Ok(bytes) = serde_json::to_vec(&self.entries) {
-            if fs::write(&tmp, bytes).is_ok() && fs::rename(&tmp, file).is_err() {
+            // A full or read-only disk: keep the old file, leave no temp file behind.
+            if fs::write(&tmp, bytes).is_err() || fs::rename(&tmp, file).is_err() {
                 let _ = fs::remove_file(&tmp);
             }
         }

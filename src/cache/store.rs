@@ -105,6 +105,18 @@ impl Store {
         self.root.join(self.log_rel(key))
     }
 
+    /// Whether the cache's file system has no free blocks left.
+    pub fn is_full(&self) -> bool {
+        let Ok(c) = std::ffi::CString::new(self.root.as_os_str().as_encoded_bytes()) else {
+            return false;
+        };
+        // SAFETY: a NUL-terminated path and a zeroed out-struct.
+        unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            libc::statvfs(c.as_ptr(), &mut st) == 0 && st.f_bavail == 0
+        }
+    }
+
     /// The record of `key`, if it exists and parses.
     pub fn read_record(&self, key: &str) -> Option<Record> {
         let bytes = fs::read(self.record_path(key)).ok()?;
@@ -273,6 +285,16 @@ impl Store {
         let path = self.index_path(pipeline, stage, point);
         if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(&path) {
             let _ = f.write_all(text.as_bytes());
+        }
+    }
+
+    /// Note that `key` was used again (a cache hit): it becomes the latest of its (pipeline,
+    /// stage, point) unless it already is, so that `gc --keep-last` keeps what the last run
+    /// used. Best effort (a read-only cache stays as it is).
+    pub fn touch_index(&self, pipeline: &str, stage: &str, label: &str, point: &Point, key: &str) {
+        let latest = self.history(pipeline, stage, point).pop().map(|l| l.key);
+        if latest.as_deref() != Some(key) {
+            self.append_index(pipeline, stage, label, point, key);
         }
     }
 

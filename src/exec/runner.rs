@@ -56,7 +56,11 @@ pub fn compute(
     let _lock = KeyLock::acquire(&store.lock_path(&key_hash), |who| {
         reporter.waiting(&inst.label, who)
     })
-    .map_err(io(format!("cannot lock `{}`", inst.label)))?;
+    .map_err(io(format!(
+        "cannot lock `{}` (`{}`)",
+        inst.label,
+        store.lock_path(&key_hash).display()
+    )))?;
     tracing::debug!(instance = %inst.label, key = %key_hash, "lock acquired");
     if !force {
         if let Some(record) = store.lookup(&key_hash) {
@@ -80,7 +84,19 @@ pub fn compute(
             started,
             git_commit,
         };
-        Ok(store.commit(&tmp, meta)?)
+        // What the stage left is refused (a symlink, a bad metrics.json) or cannot be stored
+        // (a full disk): the instance fails, named, with its log.
+        store.commit(&tmp, meta).map_err(|e| {
+            let out = format!("{}/", tmp.join("obj").join("data").display());
+            ExecError::Stage {
+                label: inst.label.clone(),
+                message: format!(
+                    "cannot commit its output: {}",
+                    e.to_string().replace(&out, "$CLLM4REC_OUT/")
+                ),
+                log: store.log_path(&key_hash),
+            }
+        })
     });
     match result {
         Ok(record) => {
@@ -88,6 +104,22 @@ pub fn compute(
             Ok(Outcome { record, ran: true })
         }
         Err(e) => {
+            // A stage that failed on a full cache disk may not even have its log to say so.
+            let e = match e {
+                ExecError::Stage {
+                    label,
+                    message,
+                    log,
+                } if store.is_full() => ExecError::Stage {
+                    label,
+                    message: format!(
+                        "{message}; the cache's file system is full (`{}`)",
+                        store.root.display()
+                    ),
+                    log,
+                },
+                e => e,
+            };
             remove_tree(&tmp);
             Err(e)
         }

@@ -74,7 +74,10 @@ pub fn run(
 ) -> Result<Summary, ExecError> {
     let _store_lock =
         StoreLock::shared(&store.root).map_err(|source| crate::cache::store::StoreError::Io {
-            context: "cannot lock the cache".into(),
+            context: format!(
+                "cannot lock the cache `{}`",
+                store.root.join("gc.lock").display()
+            ),
             source,
         })?;
     store.clean_stale_tmp();
@@ -156,6 +159,14 @@ pub fn run(
                         )
                     };
                     if let Some(rec) = hit {
+                        let inst = &p.instances[i];
+                        store.touch_index(
+                            &p.name,
+                            &inst.stage_name,
+                            &inst.label,
+                            &inst.point,
+                            &rec.key_hash,
+                        );
                         outputs[i] = Some(rec.output.clone());
                         records[i] = Some(rec);
                         status[i] = Status::Cached;

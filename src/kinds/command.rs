@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
+use crate::kinds::sandbox::{self, Sandbox};
 use crate::kinds::{DefError, StageContext, StageError, StageKind};
 use crate::pipeline::interp::as_text;
 use crate::pipeline::load::StageDef;
@@ -85,6 +86,15 @@ impl StageKind for Command {
                 .try_clone()
                 .map_err(|e| StageError::Failed(format!("cannot open the log for {what}: {e}")))
         };
+        // A scratch folder beside the output, in the work folder: `$TMPDIR`, removed with it.
+        let work = ctx.out.parent().and_then(|o| o.parent()).unwrap_or(ctx.out);
+        let scratch = work.join("scratch");
+        std::fs::create_dir_all(&scratch).map_err(|e| {
+            StageError::Failed(format!("cannot create `{}`: {e}", scratch.display()))
+        })?;
+        let sandbox = Sandbox::new(&[ctx.out, &scratch])
+            .map_err(|e| StageError::Failed(format!("cannot set up the sandbox: {e}")))?;
+        let sandbox_fd = sandbox.as_ref().map(Sandbox::fd);
         let mut p = Process::new(&argv[0]);
         p.args(&argv[1..])
             .current_dir(ctx.workdir)
@@ -93,17 +103,21 @@ impl StageKind for Command {
             .stderr(log("stderr")?)
             .env("CLLM4REC_OUT", ctx.out)
             .env("CLLM4REC_PARAMS", ctx.params_file)
-            .env("CLLM4REC_SEED", ctx.instance.seed.to_string());
+            .env("CLLM4REC_SEED", ctx.instance.seed.to_string())
+            .env("TMPDIR", &scratch);
         for (stage, dir) in ctx.inputs {
             p.env(format!("CLLM4REC_IN_{}", env_name(stage)), dir);
         }
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
-            p.pre_exec(|| {
+            p.pre_exec(move || {
                 // Own process group (so cancelling reaches the whole tree), and die with the runner.
                 libc::setpgid(0, 0);
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
+                match sandbox_fd {
+                    Some(fd) => sandbox::restrict_self(fd),
+                    None => Ok(()),
+                }
             });
         }
         let mut child = p
@@ -114,10 +128,20 @@ impl StageKind for Command {
             match child.try_wait() {
                 Ok(Some(status)) if status.success() => return Ok(()),
                 Ok(Some(status)) => {
-                    return Err(StageError::Failed(match status.code() {
+                    let why = match status.code() {
                         Some(c) => format!("`{}` exited with status {c}", argv[0]),
                         None => format!("`{}` was killed by a signal", argv[0]),
-                    }))
+                    };
+                    return Err(StageError::Failed(
+                        if sandbox.is_some() && log_says_denied(ctx.log) {
+                            format!(
+                                "{why}; it was refused a write: a `command` stage may write \
+                                 only into `$CLLM4REC_OUT` and `$TMPDIR`"
+                            )
+                        } else {
+                            why
+                        },
+                    ));
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -143,4 +167,14 @@ impl StageKind for Command {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// Whether the end of the stage's log reports a refused write (`EACCES`).
+fn log_says_denied(log: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(text) = std::fs::read(format!("/proc/self/fd/{}", log.as_raw_fd())) else {
+        return false;
+    };
+    let tail = String::from_utf8_lossy(&text[text.len().saturating_sub(4096)..]).to_lowercase();
+    tail.contains("permission denied")
 }

@@ -7,6 +7,7 @@ pub mod finetune;
 pub mod ingest;
 pub mod popular;
 pub mod pretrain;
+pub mod sandbox;
 pub mod tokenize;
 
 use std::collections::BTreeMap;

@@ -16,6 +16,7 @@ use crate::pipeline::load::{Shared, StageDef};
 use crate::pipeline::matrix;
 use crate::pipeline::model::{point_label, Dep, InputRef, Instance, Pipeline, Point, Stage};
 use crate::pipeline::source::Source;
+use crate::pipeline::workspace;
 use crate::pipeline::PipelineError;
 
 pub fn expand(
@@ -75,6 +76,7 @@ pub fn expand(
     // Instances, stage by stage in topological order.
     let mut instances: Vec<Instance> = Vec::new();
     let mut by_stage: Vec<Vec<usize>> = vec![Vec::new(); defs.len()];
+    let ws = workspace::root(&dir);
     let mut resolver = ParamResolver {
         params: &shared.params,
         memo: HashMap::new(),
@@ -98,7 +100,7 @@ pub fn expand(
             } else {
                 format!("{}[{plabel}]", def.name)
             };
-            let mut inst = instantiate(def, &point, label, &mut resolver, &dir, &src)?;
+            let mut inst = instantiate(def, &point, label, &mut resolver, &dir, &ws, &src)?;
             for name in &shared_used[i] {
                 let v = resolver
                     .get(name, &point)
@@ -489,6 +491,7 @@ fn instantiate(
     label: String,
     res: &mut ParamResolver,
     dir: &std::path::Path,
+    ws: &std::path::Path,
     src: &Arc<Source>,
 ) -> Result<Instance, Box<Diagnostic>> {
     // Stage params: references name the pipeline's shared params.
@@ -540,6 +543,8 @@ fn instantiate(
             &interp::interpolate(&Json::String(d.clone()), &mut stage_scope)
                 .map_err(|m| Box::new(s.at_value(p, m)))?,
         );
+        workspace::check_dep(&rel, dir, ws)
+            .map_err(|(m, hint)| Box::new(s.at_value(p, m).with_hint(hint)))?;
         deps.push(Dep {
             abs: dir.join(&rel),
             rel,

@@ -45,10 +45,30 @@ pub struct Shared {
 
 /// Load and validate a pipeline file. `sets` are `--set key=value` overrides.
 pub fn load(path: &Path, sets: &[String], kinds: &Registry) -> Result<Pipeline, PipelineError> {
-    let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Read {
+    let read_err = |source| PipelineError::Read {
         path: path.to_owned(),
-        source: e,
+        source,
+    };
+    let bytes = std::fs::read(path).map_err(read_err)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        read_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("line {line}: not valid UTF-8 (byte {})", at + 1),
+        ))
     })?;
+    load_text(path, text, sets, kinds)
+}
+
+/// Load a pipeline from its text, as if read from `path` (whose folder is the pipeline's
+/// folder: templates and relative paths start there).
+pub fn load_text(
+    path: &Path,
+    text: String,
+    sets: &[String],
+    kinds: &Registry,
+) -> Result<Pipeline, PipelineError> {
     let src = Arc::new(Source::new(path.to_owned(), text));
     let raw: RawPipeline =
         serde_norway::from_str(&src.text).map_err(|e| Box::new(src.from_serde(&e)))?;

@@ -7,6 +7,10 @@ use crate::diag::Diagnostic;
 use crate::pipeline::model::Point;
 use crate::pipeline::source::Source;
 
+/// The most points a matrix may have before `exclude` (a guard against a typo that would
+/// expand a sweep past what any cluster runs, or past memory).
+pub const MAX_POINTS: usize = 100_000;
+
 /// Axes in declaration order and every point of the sweep.
 pub fn expand(
     matrix: &IndexMap<String, Json>,
@@ -40,6 +44,19 @@ pub fn expand(
         }
     }
     let names: Vec<String> = axes.iter().map(|(n, _)| n.clone()).collect();
+    let size = axes
+        .iter()
+        .try_fold(1usize, |n, (_, v)| n.checked_mul(v.len()))
+        .filter(|&n| n <= MAX_POINTS);
+    if size.is_none() {
+        return Err(Box::new(
+            src.at_key(
+                "matrix",
+                format!("the matrix has more than {MAX_POINTS} points (the product of its axes)"),
+            )
+            .with_hint("split the sweep, or use `include` for the points you need"),
+        ));
+    }
     let mut points: Vec<Point> = vec![Point::new()];
     for (name, vals) in &axes {
         points = points

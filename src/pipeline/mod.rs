@@ -8,6 +8,7 @@ pub mod model;
 pub mod raw;
 pub mod source;
 pub mod spans;
+pub mod workspace;
 
 use std::path::PathBuf;
 

@@ -147,7 +147,7 @@ fn failing_stage_stops_with_its_log_and_leaves_no_entry() {
 
 #[test]
 fn sigint_cancels_running_stages_and_leaves_no_entry() {
-    let e = Env::new();
+    let e = Env::unsandboxed();
     e.write("p.yaml", "name: p\nstages:\n  slow:\n    kind: command\n    cmd: [sh, -c, 'touch started; sleep 30; echo x > $CLLM4REC_OUT/x']\n");
     let child = e.spawn(&["run", "p.yaml"]);
     e.wait_for("started");

@@ -4,11 +4,17 @@
 mod support;
 
 mod audit;
+mod bad_inputs;
 mod caching;
 mod commands;
 mod data;
+mod disk;
 mod errors;
 mod eval;
 mod faults;
+mod fuzz;
+mod kill_loop;
 mod model;
+mod races;
+mod sandbox;
 mod slurm;

@@ -230,7 +230,7 @@ fn killed_runner_reattaches_to_its_jobs_and_the_sweep_matches_a_local_run() {
     else {
         return;
     };
-    let e = Env::new();
+    let e = Env::unsandboxed();
     e.write("sweep.yaml", SWEEP);
     install_sbatch_shim(&e);
     let local = e.run_cache(&["run", "sweep.yaml"], "cache-local").ok();
@@ -328,7 +328,7 @@ fn a_failing_job_ends_the_run_with_its_log_and_no_entry() {
     let Some(_node) = slurm("a_failing_job_ends_the_run_with_its_log_and_no_entry") else {
         return;
     };
-    let e = Env::new();
+    let e = Env::unsandboxed();
     e.write("p.yaml", FAILING);
     let r = run_slurm(&e, &["run", "p.yaml"], 120).fails(1);
     let err = r.stderr();
@@ -361,7 +361,7 @@ fn a_job_cancelled_with_scancel_ends_the_run_and_leaves_no_entry() {
     let Some(_node) = slurm("a_job_cancelled_with_scancel_ends_the_run_and_leaves_no_entry") else {
         return;
     };
-    let e = Env::new();
+    let e = Env::unsandboxed();
     e.write(
         "p.yaml",
         "name: c\nstages:\n  slow:\n    kind: command\n    cmd: [sh, -c, 'echo partial > $CLLM4REC_OUT/x; touch started; sleep 120; echo whole > $CLLM4REC_OUT/x']\n",
@@ -397,7 +397,7 @@ fn a_node_side_crash_ends_the_run_with_no_entry_and_the_next_run_resubmits() {
     else {
         return;
     };
-    let e = Env::new();
+    let e = Env::unsandboxed();
     // The stage kills its `exec-stage` (its parent) with SIGKILL, once.
     e.write(
         "p.yaml",
@@ -447,7 +447,7 @@ fn ctrl_c_scancels_the_jobs_and_leaves_no_entry() {
     let Some(_node) = slurm("ctrl_c_scancels_the_jobs_and_leaves_no_entry") else {
         return;
     };
-    let e = Env::new();
+    let e = Env::unsandboxed();
     e.write(
         "p.yaml",
         "name: i\nmatrix:\n  n: [1, 2]\nstages:\n  slow:\n    kind: command\n    params: {n: '${matrix.n}'}\n    cmd: [sh, -c, 'echo partial > $CLLM4REC_OUT/x; touch started-${params.n}; sleep 120']\n",
@@ -480,7 +480,7 @@ fn ctrl_c_scancels_the_jobs_and_leaves_no_entry() {
 /// run's.
 #[test]
 fn exec_stage_refuses_a_wrong_key_and_commits_what_a_local_run_would() {
-    let e = Env::new();
+    let e = Env::unsandboxed();
     e.write(
         "p.yaml",
         "name: p\nstages:\n  a:\n    kind: command\n    cmd: [sh, -c, 'echo a > $CLLM4REC_OUT/x']\n  b:\n    kind: command\n    needs: [a]\n    cmd: [sh, -c, 'cat $CLLM4REC_IN_A/x > $CLLM4REC_OUT/y; echo b >> $CLLM4REC_OUT/y']\n",
@@ -520,7 +520,7 @@ fn exec_stage_refuses_a_wrong_key_and_commits_what_a_local_run_would() {
 
 #[test]
 fn without_sbatch_a_slurm_run_says_so() {
-    let e = Env::new();
+    let e = Env::unsandboxed();
     e.write(
         "p.yaml",
         "name: p\nstages:\n  a:\n    kind: command\n    cmd: [sh, -c, 'echo a > $CLLM4REC_OUT/x']\n",

@@ -7,6 +7,8 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_cllm4rec-pipe");
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// Whether `command` stages run in the sandbox (the default).
+    sandbox: bool,
 }
 
 pub struct Run {
@@ -82,6 +84,16 @@ impl Env {
     pub fn new() -> Env {
         Env {
             dir: tempfile::tempdir().unwrap(),
+            sandbox: true,
+        }
+    }
+
+    /// For fixtures whose stages signal the test through files in the scratch folder
+    /// (`ran.log`, `started`): the sandbox refuses those writes (`CLLM4REC_SANDBOX=off`).
+    pub fn unsandboxed() -> Env {
+        Env {
+            sandbox: false,
+            ..Env::new()
         }
     }
 
@@ -110,6 +122,11 @@ impl Env {
             .current_dir(self.dir.path())
             .env("CLLM4REC_CACHE", cache)
             .env_remove("CLLM4REC_LOG");
+        if self.sandbox {
+            c.env_remove("CLLM4REC_SANDBOX");
+        } else {
+            c.env("CLLM4REC_SANDBOX", "off");
+        }
         c
     }
 
@@ -216,7 +233,7 @@ stages:
 }
 
 pub fn sweep_env(sleep: &str) -> Env {
-    let e = Env::new();
+    let e = Env::unsandboxed();
     e.write("sweep.yaml", &sweep(sleep))
         .write("prep.sh", "echo prep\n");
     e
