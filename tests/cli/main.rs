@@ -3,6 +3,7 @@
 
 mod support;
 
+mod baselines;
 mod caching;
 mod commands;
 mod data;

@@ -20,44 +20,45 @@ pub struct LightGcn {
     pub ego: Param<Tensor<2>>,
 }
 
-/// The bipartite graph as directed edges in both directions, with the weights of the
-/// symmetric normalisation `1 / sqrt(deg(u) deg(i))`.
+/// The bipartite graph as directed edges in both directions, and each node's
+/// `1 / sqrt(degree)` (0 for a node without edges): the symmetric normalisation
+/// `A_hat = D^-1/2 A D^-1/2` is applied to the nodes on both sides of a sum over edges,
+/// which touches `nodes` rows instead of `edges` rows.
 #[derive(Debug, Clone)]
 pub struct Graph {
     pub users: usize,
     pub items: usize,
     pub src: Vec<i64>,
     pub dst: Vec<i64>,
-    pub weight: Vec<f32>,
+    pub norm: Vec<f32>,
 }
 
 impl Graph {
     /// From each user's (sorted) training items.
     pub fn new(train: &[Vec<u32>], items: usize) -> Graph {
         let users = train.len();
-        let mut item_deg = vec![0usize; items];
-        for row in train {
-            for &i in row {
-                item_deg[i as usize] += 1;
-            }
-        }
-        let mut g = Graph {
-            users,
-            items,
-            src: Vec::new(),
-            dst: Vec::new(),
-            weight: Vec::new(),
-        };
+        let mut deg = vec![0usize; users + items];
+        let (mut src, mut dst) = (Vec::new(), Vec::new());
         for (u, row) in train.iter().enumerate() {
             for &i in row {
-                let w = 1.0 / ((row.len() * item_deg[i as usize]) as f64).sqrt();
-                let (a, b) = (u as i64, (users + i as usize) as i64);
-                g.src.extend([a, b]);
-                g.dst.extend([b, a]);
-                g.weight.extend([w as f32, w as f32]);
+                let (a, b) = (u, users + i as usize);
+                deg[a] += 1;
+                deg[b] += 1;
+                src.extend([a as i64, b as i64]);
+                dst.extend([b as i64, a as i64]);
             }
         }
-        g
+        let norm = deg
+            .iter()
+            .map(|&d| if d == 0 { 0.0 } else { (1.0 / (d as f64).sqrt()) as f32 })
+            .collect();
+        Graph {
+            users,
+            items,
+            src,
+            dst,
+            norm,
+        }
     }
 }
 
@@ -65,25 +66,25 @@ impl Graph {
 pub struct GraphTensors {
     src: Tensor<1, Int>,
     dst: Tensor<1, Int>,
-    /// [edges, 1]
-    weight: Tensor<2>,
+    /// [nodes, 1]
+    norm: Tensor<2>,
     users: usize,
     nodes: usize,
 }
 
 impl GraphTensors {
     pub fn new(g: &Graph, device: &Device) -> GraphTensors {
-        let n = g.src.len();
+        let (n, nodes) = (g.src.len(), g.users + g.items);
         GraphTensors {
             src: Tensor::from_data(TensorData::new(g.src.clone(), [n]), device),
             dst: Tensor::from_data(TensorData::new(g.dst.clone(), [n]), device),
-            weight: Tensor::from_data(TensorData::new(g.weight.clone(), [n, 1]), device),
+            norm: Tensor::from_data(TensorData::new(g.norm.clone(), [nodes, 1]), device),
             users: g.users,
-            nodes: g.users + g.items,
+            nodes,
         }
     }
 
-    /// One propagation: `A_hat e`.
+    /// One propagation: `A_hat e = D^-1/2 A D^-1/2 e`.
     ///
     /// # Shapes
     /// - e, output: `[users + items, dim]`
@@ -93,8 +94,8 @@ impl GraphTensors {
         if self.src.dims()[0] == 0 {
             return zeros;
         }
-        let msg = e.select(0, self.src.clone()) * self.weight.clone(); // [edges, dim]
-        zeros.select_assign(0, self.dst.clone(), msg, IndexingUpdateOp::Add)
+        let msg = (e * self.norm.clone()).select(0, self.src.clone()); // [edges, dim]
+        zeros.select_assign(0, self.dst.clone(), msg, IndexingUpdateOp::Add) * self.norm.clone()
     }
 }
 
