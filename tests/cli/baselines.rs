@@ -34,10 +34,7 @@ stages:
 }
 
 fn output_dir(e: &Env, cache: &str, stage: &str) -> String {
-    let show = e
-        .run_cache(&["show", "p.yaml", stage], cache)
-        .ok()
-        .stdout();
+    let show = e.run_cache(&["show", "p.yaml", stage], cache).ok().stdout();
     show.lines()
         .find_map(|l| l.strip_prefix("output: "))
         .unwrap()
@@ -74,7 +71,10 @@ fn multivae_and_lightgcn_run_on_the_fixture_data_and_are_bit_reproducible() {
         b.outputs(),
         "two runs must give identical models and metrics"
     );
-    for (stage, model) in [("evaluate-multivae", "multi-vae"), ("evaluate-lightgcn", "lightgcn")] {
+    for (stage, model) in [
+        ("evaluate-multivae", "multi-vae"),
+        ("evaluate-lightgcn", "lightgcn"),
+    ] {
         let m = metrics(&e, "c1", stage);
         assert_eq!(m["model"], model, "{m}");
         for k in ["recall@20", "recall@40", "ndcg@100"] {
@@ -84,7 +84,12 @@ fn multivae_and_lightgcn_run_on_the_fixture_data_and_are_bit_reproducible() {
         assert!(a.stdout().contains(stage), "{}", a.stdout());
     }
     let dir = output_dir(&e, "c1", "lightgcn");
-    for f in ["checkpoint.safetensors", "embeddings.safetensors", "model.json", "history.json"] {
+    for f in [
+        "checkpoint.safetensors",
+        "embeddings.safetensors",
+        "model.json",
+        "history.json",
+    ] {
         assert!(Path::new(&dir).join(f).is_file(), "lightgcn lacks {f}");
     }
     let history: Json = serde_json::from_str(
@@ -126,6 +131,23 @@ fn multivae_and_lightgcn_learn_two_taste_groups() {
         // Measured: both reach a Recall@20 of 1.0 here; untrained (epochs: 0) they get 0.28
         // (Multi-VAE) and 0.55 (LightGCN: propagating random embeddings over the graph
         // already smooths them within a group).
-        assert!(r > 0.8, "{stage}: recall@20 {r} does not show the two groups were learned");
+        let r = m["recall@20"].as_f64().unwrap();
+        assert!(
+            r > 0.8,
+            "{stage}: recall@20 {r} does not show the two groups were learned"
+        );
     }
+}
+
+#[test]
+fn bad_baseline_params_are_errors_naming_the_param() {
+    let e = Env::new();
+    let data = "{format: table, path: data.csv}";
+    e.write("data.csv", "user,item\nu1,i1\n");
+    e.write("p.yaml", &pipeline(data, "{dropout: 1.0}", "{}"));
+    let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
+    assert!(err.contains("`dropout` must be in [0, 1)"), "{err}");
+    e.write("p.yaml", &pipeline(data, "{}", "{layers: 3, dimm: 8}"));
+    let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
+    assert!(err.contains("dimm") && err.contains("`dim`"), "{err}");
 }

@@ -50,7 +50,13 @@ impl Graph {
         }
         let norm = deg
             .iter()
-            .map(|&d| if d == 0 { 0.0 } else { (1.0 / (d as f64).sqrt()) as f32 })
+            .map(|&d| {
+                if d == 0 {
+                    0.0
+                } else {
+                    (1.0 / (d as f64).sqrt()) as f32
+                }
+            })
             .collect();
         Graph {
             users,
