@@ -151,3 +151,20 @@ fn bad_baseline_params_are_errors_naming_the_param() {
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
     assert!(err.contains("dimm") && err.contains("`dim`"), "{err}");
 }
+
+#[test]
+fn the_baseline_templates_and_pipeline_are_valid() {
+    // `plan` checks every param of every stage against its kind (templates included).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let e = Env::new();
+    let p = root.join("pipelines/baselines.yaml");
+    let out = e.run(&["plan", p.to_str().unwrap()]).ok().stdout();
+    for stage in [
+        "multivae",
+        "lightgcn",
+        "evaluate-multivae",
+        "evaluate-lightgcn",
+    ] {
+        assert!(out.contains(stage), "{out}");
+    }
+}
