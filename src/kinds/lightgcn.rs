@@ -184,7 +184,11 @@ impl StageKind for LightGcnKind {
                 checkpoint::to_bytes(&model).map_err(fail)?,
             ),
         };
-        let _ = writeln!(log, "kept epoch {best_epoch} (valid NDCG@100 {ndcg:.4})");
+        let _ = if best_epoch == 0 {
+            writeln!(log, "no epoch trained: kept the initial model")
+        } else {
+            writeln!(log, "kept epoch {best_epoch} (valid NDCG@100 {ndcg:.4})")
+        };
         let w = |name: &str, bytes: Vec<u8>| {
             std::fs::write(ctx.out.join(name), bytes)
                 .map_err(|e| fail(format!("cannot write {name}: {e}")))

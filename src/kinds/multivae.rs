@@ -204,7 +204,11 @@ impl StageKind for MultiVaeKind {
             Some(b) => b,
             None => (0.0, 0, checkpoint::to_bytes(&model).map_err(fail)?),
         };
-        let _ = writeln!(log, "kept epoch {best_epoch} (valid NDCG@100 {ndcg:.4})");
+        let _ = if best_epoch == 0 {
+            writeln!(log, "no epoch trained: kept the initial model")
+        } else {
+            writeln!(log, "kept epoch {best_epoch} (valid NDCG@100 {ndcg:.4})")
+        };
         std::fs::write(ctx.out.join("checkpoint.safetensors"), bytes)
             .map_err(|e| fail(format!("cannot write the checkpoint: {e}")))?;
         let info = BaselineInfo {
