@@ -92,6 +92,14 @@ impl StageKind for Evaluate {
                         .map_err(fail)?,
                 )
             }
+            "multi-vae" => Box::new(
+                crate::model::baselines::scorer::MultiVaeScorer::load(&inputs.model)
+                    .map_err(fail)?,
+            ),
+            "lightgcn" => Box::new(
+                crate::model::baselines::scorer::LightGcnScorer::load(&inputs.model)
+                    .map_err(fail)?,
+            ),
             other => {
                 return Err(StageError::Failed(format!(
                     "cannot evaluate a `{other}` model"

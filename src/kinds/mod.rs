@@ -5,6 +5,8 @@ pub mod command;
 pub mod evaluate;
 pub mod finetune;
 pub mod ingest;
+pub mod lightgcn;
+pub mod multivae;
 pub mod popular;
 pub mod pretrain;
 pub mod sandbox;
@@ -123,6 +125,8 @@ impl Default for Registry {
                 Box::new(pretrain::Pretrain),
                 Box::new(finetune::Finetune),
                 Box::new(evaluate::Evaluate),
+                Box::new(multivae::MultiVaeKind),
+                Box::new(lightgcn::LightGcnKind),
             ],
         }
     }

@@ -2,6 +2,7 @@
 //! item tokens.
 
 pub mod backend;
+pub mod baselines;
 pub mod cllm4rec;
 pub mod gpt2;
 

@@ -5,6 +5,7 @@ mod support;
 
 mod audit;
 mod bad_inputs;
+mod baselines;
 mod caching;
 mod commands;
 mod data;

@@ -1,0 +1,231 @@
+//! The `lightgcn` kind: LightGCN (He et al., SIGIR 2020) trained with BPR on an `ingest`
+//! output's train split, keeping the epoch with the best validation NDCG@100.
+
+use std::io::Write;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::data::rng::Rng;
+use crate::kinds::multivae::{check_one_input, ingest_input};
+use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::model::backend::train_device;
+use crate::model::baselines::lightgcn::{Graph, GraphTensors, LightGcn};
+use crate::model::baselines::scorer::{BaselineInfo, Embeddings, LightGcnScorer};
+use crate::model::baselines::{train_lists, validate};
+use crate::model::cllm4rec::{checkpoint, files::write_json};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightGcnParams {
+    #[serde(default = "d64")]
+    pub dim: usize,
+    #[serde(default = "three")]
+    pub layers: usize,
+    #[serde(default = "lr")]
+    pub lr: f64,
+    #[serde(default = "l2")]
+    pub l2: f64,
+    #[serde(default = "std")]
+    pub init_std: f64,
+    #[serde(default = "batch")]
+    pub batch_size: usize,
+    #[serde(default = "epochs")]
+    pub epochs: usize,
+    #[serde(default = "one")]
+    pub eval_every: usize,
+}
+
+fn d64() -> usize {
+    64
+}
+fn three() -> usize {
+    3
+}
+fn lr() -> f64 {
+    1e-3
+}
+fn l2() -> f64 {
+    1e-4
+}
+fn std() -> f64 {
+    0.1
+}
+fn batch() -> usize {
+    2048
+}
+fn epochs() -> usize {
+    100
+}
+fn one() -> usize {
+    1
+}
+
+pub struct LightGcnKind;
+
+impl StageKind for LightGcnKind {
+    fn name(&self) -> &'static str {
+        "lightgcn"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn check_instance(&self, inst: &crate::pipeline::Instance) -> Result<(), (String, String)> {
+        let p: LightGcnParams = params_of(inst)?;
+        for (name, v) in [
+            ("dim", p.dim),
+            ("batch_size", p.batch_size),
+            ("eval_every", p.eval_every),
+        ] {
+            if v == 0 {
+                return Err((name.into(), format!("`{name}` must be positive")));
+            }
+        }
+        for (name, v) in [("lr", p.lr), ("init_std", p.init_std)] {
+            if !(v > 0.0) {
+                return Err((name.into(), format!("`{name}` must be positive")));
+            }
+        }
+        if !(p.l2 >= 0.0) {
+            return Err(("l2".into(), "`l2` must be >= 0".into()));
+        }
+        check_one_input(inst, "lightgcn")
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
+        let p: LightGcnParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let fail = StageError::Failed;
+        let split = ingest_input(ctx, "lightgcn")?;
+        let lists = train_lists(&split);
+        let (users, items) = (lists.len(), split.items);
+        let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        let device = train_device();
+        let graph = Graph::new(&lists, items);
+        let g = GraphTensors::new(&graph, &device);
+        let mut model = LightGcn::new(users, items, p.dim, p.init_std, seed, &device);
+        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+        let mut rng = Rng::new(seed);
+        let mut pairs: Vec<(u32, u32)> = lists
+            .iter()
+            .enumerate()
+            .flat_map(|(u, l)| l.iter().map(move |&i| (u as u32, i)))
+            .collect();
+        let mut log = ctx.log;
+        let mut history = Vec::new();
+        let mut best: Option<(f64, usize, Embeddings, Vec<u8>)> = None;
+        let n_batches = pairs.len().div_ceil(p.batch_size);
+        let final_of = |m: &LightGcn| {
+            let m = m.valid();
+            let g = GraphTensors::new(&graph, &m.ego.val().device());
+            Embeddings::from_nodes(m.embeddings(&g, p.layers), users)
+        };
+        for e in 1..=p.epochs {
+            rng.shuffle(&mut pairs);
+            let (mut bpr_sum, mut reg_sum, mut n) = (0.0, 0.0, 0usize);
+            for (k, chunk) in pairs.chunks(p.batch_size).enumerate() {
+                if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(crate::kinds::StageError::Cancelled);
+                }
+                let triples: Vec<(u32, u32, u32)> = chunk
+                    .iter()
+                    .map(|&(u, i)| (u, i, negative(&split.train[u as usize], items, &mut rng)))
+                    .collect();
+                let loss = model.bpr_loss(&g, p.layers, &triples, p.l2);
+                let value = loss.bpr + p.l2 * loss.reg;
+                if !value.is_finite() {
+                    return Err(fail(format!(
+                        "non-finite loss ({value}) in lightgcn epoch {e}, batch {}",
+                        k + 1
+                    )));
+                }
+                let grads = GradientsParams::from_grads(loss.value.backward(), &model);
+                model = optim.step(p.lr, model, grads);
+                bpr_sum += loss.bpr * chunk.len() as f64;
+                reg_sum += loss.reg * chunk.len() as f64;
+                n += chunk.len();
+                ctx.progress(&format!(
+                    "epoch {e}/{} batch {}/{n_batches} bpr {:.4}",
+                    p.epochs,
+                    k + 1,
+                    bpr_sum / n as f64
+                ));
+            }
+            let nf = n.max(1) as f64;
+            let mut entry = json!({"epoch": e, "bpr": bpr_sum / nf, "reg": reg_sum / nf});
+            if e % p.eval_every == 0 || e == p.epochs {
+                let mut scorer = LightGcnScorer {
+                    emb: final_of(&model),
+                };
+                let (metrics, ndcg) = validate(&mut scorer, &split, 1024).map_err(fail)?;
+                let _ = writeln!(
+                    log,
+                    "epoch {e}: bpr {:.4} reg {:.4} valid {metrics}",
+                    bpr_sum / nf,
+                    reg_sum / nf
+                );
+                entry["valid"] = metrics;
+                if best.as_ref().is_none_or(|b| ndcg > b.0) {
+                    let bytes = checkpoint::to_bytes(&model).map_err(fail)?;
+                    best = Some((ndcg, e, scorer.emb, bytes));
+                }
+            }
+            history.push(entry);
+        }
+        let (ndcg, best_epoch, emb, bytes) = match best {
+            Some(b) => b,
+            None => (
+                0.0,
+                0,
+                final_of(&model),
+                checkpoint::to_bytes(&model).map_err(fail)?,
+            ),
+        };
+        let _ = if best_epoch == 0 {
+            writeln!(log, "no epoch trained: kept the initial model")
+        } else {
+            writeln!(log, "kept epoch {best_epoch} (valid NDCG@100 {ndcg:.4})")
+        };
+        let w = |name: &str, bytes: Vec<u8>| {
+            std::fs::write(ctx.out.join(name), bytes)
+                .map_err(|e| fail(format!("cannot write {name}: {e}")))
+        };
+        w("checkpoint.safetensors", bytes)?;
+        w(
+            "embeddings.safetensors",
+            checkpoint::to_bytes(&emb).map_err(fail)?,
+        )?;
+        let info = BaselineInfo {
+            model: "lightgcn".into(),
+            users,
+            items,
+            dims: vec![p.dim],
+            layers: p.layers,
+            best_epoch,
+        };
+        write_json(
+            ctx.out,
+            "model.json",
+            &serde_json::to_value(info).expect("plain data"),
+        )
+        .map_err(fail)?;
+        write_json(ctx.out, "history.json", &json!(history)).map_err(fail)
+    }
+}
+
+/// A uniformly drawn item the user has not interacted with in training (any item, if the
+/// user has them all).
+fn negative(train: &std::collections::HashSet<u32>, items: usize, rng: &mut Rng) -> u32 {
+    if train.len() >= items {
+        return rng.below(items as u64) as u32;
+    }
+    loop {
+        let j = rng.below(items as u64) as u32;
+        if !train.contains(&j) {
+            return j;
+        }
+    }
+}

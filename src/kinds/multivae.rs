@@ -1,0 +1,230 @@
+//! The `multivae` kind: Multi-VAE (Liang et al., WWW 2018) trained on an `ingest` output's
+//! train split, keeping the epoch with the best validation NDCG@100.
+
+use std::io::Write;
+
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Tensor, TensorData};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::data::rng::Rng;
+use crate::eval::EvalSplit;
+use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::model::backend::train_device;
+use crate::model::baselines::multivae::{MultiVae, SparseRows};
+use crate::model::baselines::scorer::{BaselineInfo, MultiVaeScorer};
+use crate::model::baselines::{train_lists, validate};
+use crate::model::cllm4rec::{checkpoint, files::write_json, normal};
+use crate::pipeline::Instance;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MultiVaeParams {
+    #[serde(default = "d600")]
+    pub hidden: usize,
+    #[serde(default = "d200")]
+    pub latent: usize,
+    #[serde(default = "half")]
+    pub dropout: f64,
+    #[serde(default = "cap")]
+    pub anneal_cap: f64,
+    #[serde(default = "steps")]
+    pub total_anneal_steps: u64,
+    #[serde(default = "lr")]
+    pub lr: f64,
+    #[serde(default = "batch")]
+    pub batch_size: usize,
+    #[serde(default = "epochs")]
+    pub epochs: usize,
+    #[serde(default = "one")]
+    pub eval_every: usize,
+}
+
+fn d600() -> usize {
+    600
+}
+fn d200() -> usize {
+    200
+}
+fn half() -> f64 {
+    0.5
+}
+fn cap() -> f64 {
+    0.2
+}
+fn steps() -> u64 {
+    200_000
+}
+fn lr() -> f64 {
+    1e-3
+}
+fn batch() -> usize {
+    500
+}
+fn epochs() -> usize {
+    200
+}
+fn one() -> usize {
+    1
+}
+
+/// The `ingest` output among a baseline stage's inputs.
+pub(crate) fn ingest_input(ctx: &StageContext, kind: &str) -> Result<EvalSplit, StageError> {
+    let dir = ctx
+        .inputs
+        .values()
+        .find(|d| d.join("train.csv").is_file() && d.join("stats.json").is_file())
+        .ok_or_else(|| StageError::Failed(format!("a `{kind}` stage needs an `ingest` stage")))?;
+    EvalSplit::read(dir, "valid").map_err(StageError::Failed)
+}
+
+/// `needs` must be exactly one stage, not gathered.
+pub(crate) fn check_one_input(inst: &Instance, kind: &str) -> Result<(), (String, String)> {
+    if inst.inputs.len() != 1 || inst.inputs[0].gather {
+        return Err((
+            "needs".into(),
+            format!("a `{kind}` stage needs exactly one `ingest` stage"),
+        ));
+    }
+    Ok(())
+}
+
+pub struct MultiVaeKind;
+
+impl StageKind for MultiVaeKind {
+    fn name(&self) -> &'static str {
+        "multivae"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
+        let p: MultiVaeParams = params_of(inst)?;
+        for (name, v) in [
+            ("hidden", p.hidden),
+            ("latent", p.latent),
+            ("batch_size", p.batch_size),
+            ("eval_every", p.eval_every),
+            ("total_anneal_steps", p.total_anneal_steps as usize),
+        ] {
+            if v == 0 {
+                return Err((name.into(), format!("`{name}` must be positive")));
+            }
+        }
+        if !(0.0..1.0).contains(&p.dropout) {
+            return Err(("dropout".into(), "`dropout` must be in [0, 1)".into()));
+        }
+        if !(p.anneal_cap >= 0.0) {
+            return Err(("anneal_cap".into(), "`anneal_cap` must be >= 0".into()));
+        }
+        if !(p.lr > 0.0) {
+            return Err(("lr".into(), "`lr` must be positive".into()));
+        }
+        check_one_input(inst, "multivae")
+    }
+
+    fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
+        let p: MultiVaeParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let fail = StageError::Failed;
+        let split = ingest_input(ctx, "multivae")?;
+        let lists = train_lists(&split);
+        let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        let device = train_device();
+        let mut model = MultiVae::new(split.items, p.hidden, p.latent, seed, &device);
+        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+        let mut rng = Rng::new(seed);
+        let mut order: Vec<usize> = (0..lists.len()).filter(|&u| !lists[u].is_empty()).collect();
+        let mut log = ctx.log;
+        let mut history = Vec::new();
+        let mut best: Option<(f64, usize, Vec<u8>)> = None;
+        let mut step: u64 = 0;
+        let n_batches = order.len().div_ceil(p.batch_size);
+        for e in 1..=p.epochs {
+            rng.shuffle(&mut order);
+            let (mut nll_sum, mut kl_sum, mut rows) = (0.0, 0.0, 0usize);
+            let mut beta = 0.0;
+            for (k, chunk) in order.chunks(p.batch_size).enumerate() {
+                if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(StageError::Cancelled);
+                }
+                let targets: Vec<&[u32]> = chunk.iter().map(|&u| lists[u].as_slice()).collect();
+                let x = SparseRows::normalised(&targets, p.dropout, &mut rng);
+                let eps = Tensor::<2>::from_data(
+                    TensorData::new(
+                        normal(&mut rng, chunk.len() * p.latent, 1.0),
+                        [chunk.len(), p.latent],
+                    ),
+                    &device,
+                );
+                beta = p.anneal_cap.min(step as f64 / p.total_anneal_steps as f64);
+                let loss = model.loss(&x, &targets, eps, beta);
+                let value = loss.nll + beta * loss.kl;
+                if !value.is_finite() {
+                    return Err(fail(format!(
+                        "non-finite loss ({value}) in multivae epoch {e}, batch {}",
+                        k + 1
+                    )));
+                }
+                let grads = GradientsParams::from_grads(loss.value.backward(), &model);
+                model = optim.step(p.lr, model, grads);
+                step += 1;
+                nll_sum += loss.nll * chunk.len() as f64;
+                kl_sum += loss.kl * chunk.len() as f64;
+                rows += chunk.len();
+                ctx.progress(&format!(
+                    "epoch {e}/{} batch {}/{n_batches} loss {:.4}",
+                    p.epochs,
+                    k + 1,
+                    (nll_sum + beta * kl_sum) / rows as f64
+                ));
+            }
+            let n = rows.max(1) as f64;
+            let mut entry = json!({"epoch": e, "nll": nll_sum / n, "kl": kl_sum / n, "beta": beta});
+            if e % p.eval_every == 0 || e == p.epochs {
+                let mut scorer = MultiVaeScorer::new(model.valid());
+                let (metrics, ndcg) = validate(&mut scorer, &split, p.batch_size).map_err(fail)?;
+                let _ = writeln!(
+                    log,
+                    "epoch {e}: nll {:.4} kl {:.4} beta {beta:.4} valid {metrics}",
+                    nll_sum / n,
+                    kl_sum / n
+                );
+                entry["valid"] = metrics;
+                if best.as_ref().is_none_or(|b| ndcg > b.0) {
+                    best = Some((ndcg, e, checkpoint::to_bytes(&model).map_err(fail)?));
+                }
+            }
+            history.push(entry);
+        }
+        let (ndcg, best_epoch, bytes) = match best {
+            Some(b) => b,
+            None => (0.0, 0, checkpoint::to_bytes(&model).map_err(fail)?),
+        };
+        let _ = if best_epoch == 0 {
+            writeln!(log, "no epoch trained: kept the initial model")
+        } else {
+            writeln!(log, "kept epoch {best_epoch} (valid NDCG@100 {ndcg:.4})")
+        };
+        std::fs::write(ctx.out.join("checkpoint.safetensors"), bytes)
+            .map_err(|e| fail(format!("cannot write the checkpoint: {e}")))?;
+        let info = BaselineInfo {
+            model: "multi-vae".into(),
+            users: lists.len(),
+            items: split.items,
+            dims: vec![p.hidden, p.latent],
+            layers: 0,
+            best_epoch,
+        };
+        write_json(
+            ctx.out,
+            "model.json",
+            &serde_json::to_value(info).expect("plain data"),
+        )
+        .map_err(fail)?;
+        write_json(ctx.out, "history.json", &json!(history)).map_err(fail)
+    }
+}
