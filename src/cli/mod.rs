@@ -2,6 +2,7 @@
 
 pub mod args;
 mod commands;
+mod table_cmd;
 mod tables;
 
 use clap::Parser;

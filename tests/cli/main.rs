@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ablate;
 mod caching;
 mod commands;
 mod data;
