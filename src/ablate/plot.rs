@@ -182,8 +182,17 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
             .y_label_area_size(60)
             .build_cartesian_2d(xlo..xhi, ylo..yhi)
             .map_err(err)?;
+        // Epochs are whole numbers: label only those ticks.
+        let whole = |x: &f64| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{}", x.round())
+            } else {
+                String::new()
+            }
+        };
         chart
             .configure_mesh()
+            .x_label_formatter(&whole)
             .x_desc(p.x_desc.as_str())
             .y_desc(p.y_desc.as_str())
             .axis_desc_style(("sans-serif", 15))
