@@ -49,7 +49,7 @@ pub enum Format {
     Latex,
 }
 
-/// A p-value in 3 significant digits (scientific below 0.001).
+/// A p-value with three decimals, or in scientific notation below 0.001.
 fn p_text(p: Option<f64>) -> String {
     match p {
         None => "-".into(),
