@@ -59,7 +59,10 @@ struct Panel {
     title: String,
     x_desc: String,
     y_desc: String,
-    series: Vec<(String, Vec<(f64, f64)>)>,
+    /// (label, colour index, points).
+    series: Vec<(String, usize, Vec<(f64, f64)>)>,
+    /// Where the legend goes: upper right for losses, lower right for rising metrics.
+    legend: SeriesLabelPosition,
 }
 
 type DrawResult = Result<(), String>;
@@ -165,11 +168,11 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
     let rows = panels.len().div_ceil(cols);
     let areas = root.split_evenly((rows, cols));
     for (area, p) in areas.iter().zip(panels) {
-        let xs = p.series.iter().flat_map(|s| s.1.iter().map(|q| q.0));
+        let xs = p.series.iter().flat_map(|s| s.2.iter().map(|q| q.0));
         let (xmin, xmax) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
             (a.min(x), b.max(x))
         });
-        let ys = p.series.iter().flat_map(|s| s.1.iter().map(|q| q.1));
+        let ys = p.series.iter().flat_map(|s| s.2.iter().map(|q| q.1));
         let (ymin, ymax) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
             (a.min(y), b.max(y))
         });
@@ -199,8 +202,8 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(err)?;
-        for (i, (name, pts)) in p.series.iter().enumerate() {
-            let c = color(i);
+        for (name, i, pts) in &p.series {
+            let c = color(*i);
             chart
                 .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
                 .map_err(err)?
@@ -214,7 +217,7 @@ fn draw_panels<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Pane
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
+            .position(p.legend.clone())
             .label_font(("sans-serif", 13))
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
@@ -259,7 +262,10 @@ fn panels(runs: &[Run], valid_metric: &str) -> Vec<Panel> {
     let mut content = Vec::new();
     let mut ft_loss = Vec::new();
     let mut ft_valid = Vec::new();
-    for r in runs {
+    for (k, r) in runs.iter().enumerate() {
+        // The colour: the run's position among the runs of its kind, so that a run keeps
+        // its colour in both panels of its kind.
+        let i = runs[..k].iter().filter(|o| o.stage == r.stage).count();
         let Some(epochs) = r.history.as_array() else {
             continue;
         };
@@ -271,7 +277,7 @@ fn panels(runs: &[Run], valid_metric: &str) -> Vec<Panel> {
                     .filter_map(|e| Some((num(&e["epoch"])?, num(&e["loss"])?)))
                     .collect();
                 if !pts.is_empty() {
-                    out.push((r.label.clone(), pts));
+                    out.push((r.label.clone(), i, pts));
                 }
             }
         } else {
@@ -284,10 +290,10 @@ fn panels(runs: &[Run], valid_metric: &str) -> Vec<Panel> {
                 .filter_map(|e| Some((num(&e["epoch"])?, num(&e["valid"][valid_metric])?)))
                 .collect();
             if !loss.is_empty() {
-                ft_loss.push((r.label.clone(), loss));
+                ft_loss.push((r.label.clone(), i, loss));
             }
             if !valid.is_empty() {
-                ft_valid.push((r.label.clone(), valid));
+                ft_valid.push((r.label.clone(), i, valid));
             }
         }
     }
@@ -296,6 +302,7 @@ fn panels(runs: &[Run], valid_metric: &str) -> Vec<Panel> {
         x_desc: "epoch".into(),
         y_desc: y.into(),
         series,
+        legend: SeriesLabelPosition::UpperRight,
     };
     [
         panel(
@@ -305,11 +312,14 @@ fn panels(runs: &[Run], valid_metric: &str) -> Vec<Panel> {
         ),
         panel("Pretraining: content LM", "loss per prediction", content),
         panel("Finetuning (RecLLM)", "training loss", ft_loss),
-        panel(
-            &format!("Finetuning: validation {valid_metric}"),
-            valid_metric,
-            ft_valid,
-        ),
+        Panel {
+            legend: SeriesLabelPosition::LowerRight,
+            ..panel(
+                &format!("Finetuning: validation {valid_metric}"),
+                valid_metric,
+                ft_valid,
+            )
+        },
     ]
     .into_iter()
     .filter(|p| !p.series.is_empty())

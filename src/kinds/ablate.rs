@@ -52,7 +52,8 @@ impl StageKind for Ablate {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: a run keeps its colour in every panel of the training curves.
+        2
     }
 
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
