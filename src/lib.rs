@@ -1,5 +1,6 @@
 //! cllm4rec-pipe: CLLM4Rec as a declarative, content-hashed experiment pipeline.
 
+pub mod ablate;
 pub mod audit;
 pub mod cache;
 pub mod cli;

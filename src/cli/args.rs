@@ -45,6 +45,14 @@ pub enum GraphFormat {
     Mermaid,
 }
 
+/// Output formats of `table`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TableFormat {
+    Markdown,
+    Csv,
+    Latex,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct PipelineArgs {
     /// The pipeline file (pipelines/*.yaml, sweeps/*.yaml).
@@ -106,6 +114,17 @@ pub enum Command {
         p: PipelineArgs,
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
+    },
+    /// Print the metric table of the pipeline's `ablate` stages from the cache (runs nothing;
+    /// exits 1 if they are not cached).
+    Table {
+        #[command(flatten)]
+        p: PipelineArgs,
+        #[arg(long, value_enum, default_value_t = TableFormat::Markdown)]
+        format: TableFormat,
+        /// Compare with FILE instead of printing; exit 1 if it differs (for CI).
+        #[arg(long, value_name = "FILE")]
+        check: Option<PathBuf>,
     },
     /// What of a pipeline is cached.
     Status {

@@ -7,9 +7,11 @@ use crate::cache::lock::StoreLock;
 use crate::cache::statcache::StatCache;
 use crate::cache::store::{Store, StoreError};
 use crate::cache::{gc, hash, verify};
-use crate::cli::args::{Cli, Command, ExecutorKind, GraphFormat, LogFormat, PipelineArgs};
-use crate::cli::tables;
+use crate::cli::args::{
+    Cli, Command, ExecutorKind, GraphFormat, LogFormat, PipelineArgs, TableFormat,
+};
 use crate::cli::CliError;
+use crate::cli::{table_cmd, tables};
 use crate::exec::progress::{Mode, Reporter};
 use crate::exec::scheduler::{self, Executor, RunOptions, Status};
 use crate::exec::slurm::{node, SlurmOptions};
@@ -78,6 +80,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
             let summary = scheduler::run(&pl, &store, &kinds, &opts, &reporter)?;
             print!("{}", tables::run_table(&pl, &summary));
             print!("{}", tables::metrics_table(&pl, &summary.records));
+            print!("{}", table_cmd::after_run(&pl, &store, &summary.records));
             if let Some(err) = summary.error {
                 let failed = summary
                     .status
@@ -149,6 +152,16 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 }
             );
             Ok(0)
+        }
+        Command::Table { p, format, check } => {
+            let pl = load(p, &kinds)?;
+            let store = open_store(cli)?;
+            let format = match format {
+                TableFormat::Markdown => crate::ablate::table::Format::Markdown,
+                TableFormat::Csv => crate::ablate::table::Format::Csv,
+                TableFormat::Latex => crate::ablate::table::Format::Latex,
+            };
+            table_cmd::table(&pl, &p.pipeline, &store, &kinds, format, check.as_ref())
         }
         Command::Status { p } => {
             let pl = load(p, &kinds)?;

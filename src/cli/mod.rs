@@ -3,6 +3,7 @@
 pub mod args;
 mod audit;
 mod commands;
+mod table_cmd;
 mod tables;
 
 use clap::Parser;

@@ -1,6 +1,7 @@
 //! Stage kinds: what a stage of a given `kind` does. Each kind has a version that is part of
 //! every cache key, so a change to its behaviour is a deliberate bump.
 
+pub mod ablate;
 pub mod command;
 pub mod evaluate;
 pub mod finetune;
@@ -127,6 +128,7 @@ impl Default for Registry {
                 Box::new(evaluate::Evaluate),
                 Box::new(multivae::MultiVaeKind),
                 Box::new(lightgcn::LightGcnKind),
+                Box::new(ablate::Ablate),
             ],
         }
     }

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod ablate;
 mod audit;
 mod bad_inputs;
 mod baselines;
