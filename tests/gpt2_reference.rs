@@ -291,39 +291,3 @@ fn a_config_of_another_shape_is_refused_by_name() {
     );
 }
 
-/// Not a check: times GPT-2 small (124M) on this machine. Run with
-/// `cargo test --release --test gpt2_reference -- --ignored --nocapture`.
-#[test]
-#[ignore = "timing only; slow in debug builds"]
-fn gpt2_small_timing() {
-    use cllm4rec_pipe::model::backend::train_device;
-    use std::time::Instant;
-    let t = Instant::now();
-    let model = Gpt2Config::small().init(0, &infer_device());
-    println!("init gpt2-small: {:.2} s", t.elapsed().as_secs_f64());
-    let (batch, seq) = (4, 128);
-    let ids: Vec<i64> = (0..batch * seq)
-        .map(|i| (i * 7919 % 50257) as i64)
-        .collect();
-    let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, seq]), &infer_device());
-    let _ = model.forward(ids.clone(), None).0.into_data();
-    let t = Instant::now();
-    let _ = model.forward(ids.clone(), None).0.into_data();
-    println!(
-        "forward [{batch}, {seq}] with logits: {:.3} s",
-        t.elapsed().as_secs_f64()
-    );
-
-    let device = train_device();
-    let model = Gpt2Config::small().init(0, &device).frozen(true);
-    let ids = ids.to_device(&device);
-    let embeds = model.embed_tokens(ids).detach().require_grad();
-    let t = Instant::now();
-    let hidden = model.forward_embeds(embeds.clone(), None);
-    let grads = hidden.powi_scalar(2).mean().backward();
-    let _ = embeds.grad(&grads).unwrap().into_data();
-    println!(
-        "frozen forward_embeds + backward to the inputs [{batch}, {seq}]: {:.3} s",
-        t.elapsed().as_secs_f64()
-    );
-}
