@@ -290,4 +290,3 @@ fn a_config_of_another_shape_is_refused_by_name() {
         "{err}"
     );
 }
-

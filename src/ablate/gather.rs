@@ -115,8 +115,11 @@ fn label(s: &Source, only_stage: bool) -> String {
     }
 }
 
+/// The metric names of a per_user.csv and, per user, the values in that order.
+pub type PerUser = (Vec<String>, BTreeMap<u64, Vec<f64>>);
+
 /// Reads an evaluate stage's per_user.csv: `user,heldout,<metric>...`.
-pub fn read_per_user(path: &Path) -> Result<(Vec<String>, BTreeMap<u64, Vec<f64>>), String> {
+pub fn read_per_user(path: &Path) -> Result<PerUser, String> {
     let shown = path.display();
     let mut r = csv::Reader::from_path(path).map_err(|e| format!("{shown}: {e}"))?;
     let header = r.headers().map_err(|e| format!("{shown}: {e}"))?.clone();
@@ -209,7 +212,7 @@ mod tests {
 
     #[test]
     fn points_sort_numerically() {
-        let mut v = vec![
+        let mut v = [
             parse_point("lambda_c=100"),
             parse_point("lambda_c=0.1"),
             parse_point("lambda_c=1e-2"),

@@ -54,13 +54,15 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64)>,
 }
 
+/// (label, colour index, (x, y) points).
+type CurveSeries = (String, usize, Vec<(f64, f64)>);
+
 /// A line chart of named (x, y) series, for the training curves.
 struct Panel {
     title: String,
     x_desc: String,
     y_desc: String,
-    /// (label, colour index, points).
-    series: Vec<(String, usize, Vec<(f64, f64)>)>,
+    series: Vec<CurveSeries>,
     /// Where the legend goes: upper right for losses, lower right for rising metrics.
     legend: SeriesLabelPosition,
 }

@@ -86,11 +86,12 @@ impl StageKind for LightGcnKind {
             }
         }
         for (name, v) in [("lr", p.lr), ("init_std", p.init_std)] {
-            if !(v > 0.0) {
+            // NaN fails too
+            if v.is_nan() || v <= 0.0 {
                 return Err((name.into(), format!("`{name}` must be positive")));
             }
         }
-        if !(p.l2 >= 0.0) {
+        if p.l2.is_nan() || p.l2 < 0.0 {
             return Err(("l2".into(), "`l2` must be >= 0".into()));
         }
         check_one_input(inst, "lightgcn")

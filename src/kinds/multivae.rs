@@ -118,10 +118,10 @@ impl StageKind for MultiVaeKind {
         if !(0.0..1.0).contains(&p.dropout) {
             return Err(("dropout".into(), "`dropout` must be in [0, 1)".into()));
         }
-        if !(p.anneal_cap >= 0.0) {
+        if p.anneal_cap.is_nan() || p.anneal_cap < 0.0 {
             return Err(("anneal_cap".into(), "`anneal_cap` must be >= 0".into()));
         }
-        if !(p.lr > 0.0) {
+        if p.lr.is_nan() || p.lr <= 0.0 {
             return Err(("lr".into(), "`lr` must be positive".into()));
         }
         check_one_input(inst, "multivae")
