@@ -19,9 +19,9 @@ use crate::audit::{io, AuditError};
 use crate::cache::hash;
 use crate::cache::record::Manifest;
 use crate::cache::store::{remove_tree, Store};
+use crate::exec::runner::{gathered_name, write_params_file};
 use crate::exec::CANCEL;
 use crate::kinds::{Registry, StageContext, StageError};
-use crate::pipeline::model::point_label;
 use crate::pipeline::Pipeline;
 
 #[derive(Debug, Clone)]
@@ -133,13 +133,7 @@ pub fn reproduce(
             let dir = idir.join("in").join(&input.stage);
             if input.gather {
                 for &j in &input.instances {
-                    let label = point_label(&p.instances[j].point, &p.axes);
-                    let name = if label.is_empty() {
-                        "_".to_owned()
-                    } else {
-                        label.replace('/', "_")
-                    };
-                    copy_tree(&data(j)?, &dir.join(name))?;
+                    copy_tree(&data(j)?, &dir.join(gathered_name(p, j)))?;
                 }
             } else {
                 copy_tree(&data(input.instances[0])?, &dir)?;
@@ -149,17 +143,7 @@ pub fn reproduce(
         let out = idir.join("out");
         fs::create_dir_all(&out).map_err(io(format!("cannot create `{}`", out.display())))?;
         let params_file = idir.join("params.json");
-        let params = serde_json::json!({
-            "stage": inst.stage_name,
-            "label": inst.label,
-            "params": inst.params_with_seed(),
-            "matrix": inst.point,
-        });
-        fs::write(
-            &params_file,
-            serde_json::to_vec_pretty(&params).expect("plain data"),
-        )
-        .map_err(io("cannot write params.json"))?;
+        write_params_file(inst, &params_file).map_err(io("cannot write params.json"))?;
         let log_path = idir.join("log");
         let log = fs::File::create(&log_path)
             .map_err(io(format!("cannot create `{}`", log_path.display())))?;

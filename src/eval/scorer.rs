@@ -66,7 +66,7 @@ pub struct Inputs {
 pub fn find_inputs(inputs: &BTreeMap<String, PathBuf>) -> Result<Inputs, String> {
     let ingest: Vec<&PathBuf> = inputs
         .values()
-        .filter(|d| d.join("train.csv").is_file() && d.join("stats.json").is_file())
+        .filter(|d| EvalSplit::is_ingest_output(d))
         .collect();
     let models: Vec<(&PathBuf, String)> = inputs
         .values()

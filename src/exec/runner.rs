@@ -126,6 +126,33 @@ pub fn compute(
     }
 }
 
+/// The name of instance `j`'s folder inside a gathered input: its matrix point (`_` for none).
+pub(crate) fn gathered_name(p: &Pipeline, j: usize) -> String {
+    let label = point_label(&p.instances[j].point, &p.axes);
+    if label.is_empty() {
+        "_".to_owned()
+    } else {
+        label.replace('/', "_")
+    }
+}
+
+/// The params file a stage reads: stage, label, resolved params with the seed, matrix point.
+pub(crate) fn write_params_file(
+    inst: &crate::pipeline::Instance,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let params = serde_json::json!({
+        "stage": inst.stage_name,
+        "label": inst.label,
+        "params": inst.params_with_seed(),
+        "matrix": inst.point,
+    });
+    fs::write(
+        path,
+        serde_json::to_vec_pretty(&params).expect("plain data"),
+    )
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_in(
     p: &Pipeline,
@@ -151,13 +178,7 @@ fn run_in(
             let dir = tmp.join("in").join(&input.stage);
             fs::create_dir_all(&dir).map_err(io(format!("cannot create `{}`", dir.display())))?;
             for &j in &input.instances {
-                let label = point_label(&p.instances[j].point, &p.axes);
-                let name = if label.is_empty() {
-                    "_".to_owned()
-                } else {
-                    label.replace('/', "_")
-                };
-                std::os::unix::fs::symlink(data(j), dir.join(&name))
+                std::os::unix::fs::symlink(data(j), dir.join(gathered_name(p, j)))
                     .map_err(io(format!("cannot link input `{}`", p.instances[j].label)))?;
             }
             inputs.insert(input.stage.clone(), dir);
@@ -166,17 +187,7 @@ fn run_in(
         }
     }
     let params_file = tmp.join("params.json");
-    let params = serde_json::json!({
-        "stage": inst.stage_name,
-        "label": inst.label,
-        "params": inst.params_with_seed(),
-        "matrix": inst.point,
-    });
-    fs::write(
-        &params_file,
-        serde_json::to_vec_pretty(&params).expect("plain data"),
-    )
-    .map_err(io("cannot write params.json".into()))?;
+    write_params_file(inst, &params_file).map_err(io("cannot write params.json".into()))?;
     let log_path = store.log_path(key_hash);
     if let Some(parent) = log_path.parent() {
         fs::create_dir_all(parent).map_err(io("cannot create the log folder".into()))?;

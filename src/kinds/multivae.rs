@@ -75,7 +75,7 @@ pub(crate) fn ingest_input(ctx: &StageContext, kind: &str) -> Result<EvalSplit, 
     let dir = ctx
         .inputs
         .values()
-        .find(|d| d.join("train.csv").is_file() && d.join("stats.json").is_file())
+        .find(|d| EvalSplit::is_ingest_output(d))
         .ok_or_else(|| StageError::Failed(format!("a `{kind}` stage needs an `ingest` stage")))?;
     EvalSplit::read(dir, "valid").map_err(StageError::Failed)
 }
