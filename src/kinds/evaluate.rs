@@ -74,6 +74,9 @@ impl StageKind for Evaluate {
         let fail = StageError::Failed;
         let inputs = find_inputs(ctx.inputs).map_err(fail)?;
         let split = EvalSplit::read(&inputs.ingest, &p.split).map_err(fail)?;
+        if inputs.model_kind != "most-popular" {
+            crate::model::backend::check_available().map_err(fail)?;
+        }
         let mut scorer: Box<dyn Scorer> = match inputs.model_kind.as_str() {
             "most-popular" => Box::new(MostPopular::load(&inputs.model).map_err(fail)?),
             "cllm4rec" => {

@@ -178,6 +178,7 @@ impl StageKind for Finetune {
         let p: FinetuneParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
         let fail = StageError::Failed;
         let inp = inputs(ctx).map_err(fail)?;
+        crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
         let (mut model, info) = files::read(&inp.model, &device).map_err(fail)?;
         let valid = EvalSplit::read(&inp.ingest, "valid").map_err(fail)?;

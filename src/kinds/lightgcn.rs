@@ -104,6 +104,7 @@ impl StageKind for LightGcnKind {
         let lists = train_lists(&split);
         let (users, items) = (lists.len(), split.items);
         let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
         let graph = Graph::new(&lists, items);
         let g = GraphTensors::new(&graph, &device);

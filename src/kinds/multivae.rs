@@ -133,6 +133,7 @@ impl StageKind for MultiVaeKind {
         let split = ingest_input(ctx, "multivae")?;
         let lists = train_lists(&split);
         let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
         let mut model = MultiVae::new(split.items, p.hidden, p.latent, seed, &device);
         let mut optim = AdamConfig::new().with_epsilon(1e-8).init();

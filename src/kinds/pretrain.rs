@@ -260,6 +260,7 @@ impl StageKind for Pretrain {
             .ok_or_else(|| fail("a `pretrain` stage needs a `tokenize` stage".into()))?;
         let (base, users, items) = files::vocab(tok).map_err(fail)?;
         let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
         let (backbone, frozen) = p
             .backbone

@@ -1,8 +1,8 @@
 //! GPT-2's causal multi-head self-attention (`attn`).
 
+use crate::model::backend::attention;
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor};
 
