@@ -96,14 +96,14 @@ for m in re.finditer(r'collab epoch \d+: loss ([0-9.]+) nll [0-9.]+ \((\d+) toke
     loss.append(float(m.group(1))); t += int(m.group(2)); s += float(m.group(3))
 if not t:
     sys.exit(f"error: no collab epoch in {sys.argv[1]}")
-print(t / s, loss[-1], int(sys.argv[2]) / 1024)
+print(t / s, loss[-1], int(sys.argv[2]) / 1024, t, s)
 PY
 }
 echo "== ours, ndarray" >&2
-r=$(ours ndarray); read -r nd_tps nd_loss nd_rss <<<"$r"
+r=$(ours ndarray); read -r nd_tps nd_loss nd_rss nd_tok nd_s <<<"$r"
 if [[ -x $W/bin-tch ]]; then
     echo "== ours, libtorch" >&2
-    r=$(ours tch); read -r tc_tps tc_loss tc_rss <<<"$r"
+    r=$(ours tch); read -r tc_tps tc_loss tc_rss tc_tok tc_s <<<"$r"
 fi
 TOK=$("$W/bin-ndarray" --cache-dir "$W/cache" show "$W/ws/p.yaml" tokenize | sed -n 's/^output: //p')
 docs=$(python3 -c "import struct,sys; print(struct.unpack_from('<Q', open(sys.argv[1],'rb').read(), 8)[0])" "$TOK/collab.tok")
@@ -116,15 +116,16 @@ fi
 torch=$(python3 benches/pretrain_torch.py "$TOK" "${targs[@]}" --n-positions "$N_POSITIONS" \
     --batch-size "$BATCH" --epochs "$EPOCHS" --threads "$THREADS")
 
-python3 - "$BACKBONE" "$docs" "$THREADS" "$torch" "$nd_tps" "$nd_loss" "$nd_rss" "${tc_tps:-}" "${tc_loss:-}" "${tc_rss:-}" <<'PY'
+python3 - "$EPOCHS" "$docs" "$THREADS" "$torch" "$nd_tps" "$nd_loss" "$nd_rss" "$nd_tok" "$nd_s" \
+    "${tc_tps:-}" "${tc_loss:-}" "${tc_rss:-}" "${tc_tok:-}" "${tc_s:-}" <<'PY'
 import json, sys
-backbone, docs, threads, t = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-rows = [("ours, ndarray", *map(float, sys.argv[5:8]))]
-if sys.argv[8]:
-    rows.append(("ours, libtorch 2.9.0", *map(float, sys.argv[8:11])))
+epochs, docs, threads, t = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+rows = [("ours, ndarray", *map(float, sys.argv[5:10]))]
+if sys.argv[10]:
+    rows.append(("ours, libtorch 2.9.0", *map(float, sys.argv[10:15])))
 pt = t["tokens_per_s"]
-print(f"pretrain (collaborative LM, 1 epoch) on {docs} documents, backbone {t['backbone']}, {threads} threads")
-for name, tps, loss, rss in rows:
-    print(f"{name:<22} {tps:10.0f} tokens/s   loss {loss:.4f}   peak RSS {rss:7.0f} MiB   ratio to PyTorch {tps / pt:.2f}")
-print(f"{'PyTorch ' + t['torch']:<22} {pt:10.0f} tokens/s   loss {t['loss']:.4f}   peak RSS {t['peak_rss_mib']:7.0f} MiB")
+print(f"pretrain (collaborative LM, {epochs} epoch(s)) on {docs} documents, backbone {t['backbone']}, {threads} threads")
+for name, tps, loss, rss, tok, secs in rows:
+    print(f"{name:<22} {tps:8.0f} tokens/s ({tok:.0f} in {secs:.1f} s)   loss {loss:.4f}   peak RSS {rss:5.0f} MiB   ratio to PyTorch {tps / pt:.2f}")
+print(f"{'PyTorch ' + t['torch']:<22} {pt:8.0f} tokens/s ({t['tokens']} in {t['seconds']:.1f} s)   loss {t['loss']:.4f}   peak RSS {t['peak_rss_mib']:5.0f} MiB")
 PY
