@@ -14,7 +14,7 @@
 # pinned by sha256 (pip refuses a wheel that does not match), and unpacked into DIR. Idempotent:
 # a complete DIR is left as it is. Needs python3 with pip, unzip and a C compiler (cc).
 #
-#   bash benches/libtorch.sh DIR            (a 911 MB download; DIR ends up 480 MB)
+#   bash benches/libtorch.sh DIR            (a 911 MB download; DIR ends up 487 MB)
 #   eval "$(bash benches/libtorch.sh DIR)"  (sets LIBTORCH and LD_LIBRARY_PATH in this shell)
 # Env: LIBTORCH_WHEELS=FOLDER keeps the downloaded wheels there (and reuses them) instead of
 #      in a temporary folder.
