@@ -5,5 +5,7 @@ pub mod backend;
 pub mod baselines;
 pub mod cllm4rec;
 pub mod gpt2;
+pub mod llama;
 
 pub use gpt2::{Gpt2, Gpt2Config, Gpt2Error};
+pub use llama::{Llama, LlamaConfig, LlamaError};
