@@ -12,6 +12,7 @@
 mod attention;
 mod block;
 mod error;
+mod gguf;
 mod load;
 mod params;
 mod rms_norm;

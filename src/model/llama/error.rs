@@ -78,4 +78,7 @@ pub enum LlamaError {
          them (`tie_word_embeddings`)"
     )]
     UntiedHead { path: PathBuf },
+
+    #[error(transparent)]
+    Gguf(#[from] crate::gguf::GgufError),
 }

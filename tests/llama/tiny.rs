@@ -1,18 +1,9 @@
-//! The Llama port against Hugging Face: `tests/fixtures/llama-tiny` (vocab 256, width 32,
-//! 2 layers, 4 query and 2 key/value heads, rope_theta 10000, tied head) and
-//! `tests/fixtures/llama-tiny-linear` (the same with head_dim 16, rope_theta 500, linear rope
-//! scaling by 2.5, untied head) are random Llamas saved by `transformers` 5.24
-//! `LlamaForCausalLM`, with their logits and last hidden state on two rows of 12 tokens, the
-//! second right-padded after 7 (built by `tests/reference/make_llama_tiny.py`). Also the
+//! The tiny Hugging Face checkpoints (config.json + model.safetensors) and the safetensors
 //! loader's errors.
-//!
-//! Error measure: for each row, over its real positions (mask 1) and all features,
-//! `max |ours - ref| / max |ref|`, the infinity-norm relative error, and `max |ours - ref|`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Int, Tensor, TensorData};
 use cllm4rec_pipe::model::backend::infer_device;
 use cllm4rec_pipe::model::llama::RopeScaling;
 use cllm4rec_pipe::model::{Llama, LlamaConfig, LlamaError};
@@ -20,104 +11,20 @@ use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
 use serde_json::Value;
 
-const TOLERANCE: f64 = 1e-4;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-struct Reference {
-    ids: Vec<Vec<i64>>,
-    mask: Vec<Vec<i64>>,
-    logits: Vec<Vec<Vec<f64>>>,
-    hidden: Vec<Vec<Vec<f64>>>,
-}
-
-fn reference(name: &str) -> Reference {
-    let text = std::fs::read_to_string(fixture(name).join("reference.json")).unwrap();
-    let v: Value = serde_json::from_str(&text).unwrap();
-    fn get<T: serde::de::DeserializeOwned>(v: &Value, k: &str) -> T {
-        serde_json::from_value(v[k].clone()).unwrap_or_else(|e| panic!("{k}: {e}"))
-    }
-    Reference {
-        ids: get(&v, "input_ids"),
-        mask: get(&v, "attention_mask"),
-        logits: get(&v, "logits"),
-        hidden: get(&v, "last_hidden_state"),
-    }
-}
-
-fn int_tensor(rows: &[Vec<i64>]) -> Tensor<2, Int> {
-    let shape = [rows.len(), rows[0].len()];
-    Tensor::from_data(TensorData::new(rows.concat(), shape), &infer_device())
-}
-
-fn to_vec3(t: Tensor<3>) -> (Vec<f32>, [usize; 3]) {
-    let dims = t.dims();
-    (t.into_data().try_to_vec::<f32>().unwrap(), dims)
-}
-
-/// max |ours - ref| / max |ref| over the real positions of row `b`; also max |ours - ref|.
-fn row_error(
-    ours: &(Vec<f32>, [usize; 3]),
-    reference: &[Vec<Vec<f64>>],
-    mask: &[i64],
-    b: usize,
-) -> (f64, f64) {
-    let (data, [_, seq, width]) = ours;
-    let (mut max_diff, mut max_ref) = (0f64, 0f64);
-    for t in (0..*seq).filter(|&t| mask[t] == 1) {
-        for j in 0..*width {
-            let a = data[(b * seq + t) * width + j] as f64;
-            let r = reference[b][t][j];
-            max_diff = max_diff.max((a - r).abs());
-            max_ref = max_ref.max(r.abs());
-        }
-    }
-    (max_diff / max_ref.max(1e-6), max_diff)
-}
-
-fn check_against_transformers(name: &str) {
-    let reference = reference(name);
-    let model = Llama::from_pretrained(&fixture(name), &infer_device()).unwrap();
-    let (logits, hidden) = model.forward(
-        int_tensor(&reference.ids),
-        Some(int_tensor(&reference.mask)),
-    );
-    let logits = to_vec3(logits);
-    let hidden = to_vec3(hidden);
-    assert_eq!(logits.1, [2, 12, 256]);
-    assert_eq!(hidden.1, [2, 12, 32]);
-    for b in 0..2 {
-        let mask = &reference.mask[b];
-        let real = mask.iter().filter(|&&m| m == 1).count();
-        for (what, ours, theirs) in [
-            ("logits", &logits, &reference.logits),
-            ("hidden", &hidden, &reference.hidden),
-        ] {
-            let (rel, abs) = row_error(ours, theirs, mask, b);
-            println!(
-                "{name} row {b} ({real} real positions) {what}: max rel error {rel:.3e} \
-                 (max abs {abs:.3e})"
-            );
-            assert!(
-                rel < TOLERANCE,
-                "{name} row {b} {what}: relative error {rel:e} >= {TOLERANCE:e}"
-            );
-        }
-    }
-}
+use crate::{
+    check_against_transformers, fixture, int_tensor, reference, row_error, to_vec3, TOLERANCE,
+};
 
 #[test]
 fn logits_and_hidden_states_match_transformers() {
-    check_against_transformers("llama-tiny");
+    let model = Llama::from_pretrained(&fixture("llama-tiny"), &infer_device()).unwrap();
+    check_against_transformers(&model, "llama-tiny");
 }
 
 #[test]
 fn linear_rope_scaling_head_dim_and_an_untied_head_match_transformers() {
-    check_against_transformers("llama-tiny-linear");
+    let model = Llama::from_pretrained(&fixture("llama-tiny-linear"), &infer_device()).unwrap();
+    check_against_transformers(&model, "llama-tiny-linear");
 }
 
 #[test]
