@@ -4,6 +4,9 @@
 pub mod binfmt;
 pub mod docs;
 pub mod gpt2;
+// Byte-level BPE of GGUF vocabularies (issue 7).
+pub mod bpe;
+pub mod pretok;
 
 /// A base tokenizer. User and item tokens are appended after its vocabulary by `docs`, so
 /// they are never split into sub-tokens.
