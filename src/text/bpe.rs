@@ -14,8 +14,6 @@ use crate::text::Tokenizer;
 pub enum BpeError {
     #[error("token {id} `{text}` appears twice in the vocabulary (first at {first})")]
     DuplicateToken { id: usize, text: String, first: u32 },
-    #[error("the vocabulary has no token for byte {byte:#04x} (`{text}`)")]
-    MissingByte { byte: u8, text: char },
     #[error("merge {rank} `{merge}` is not two tokens separated by one space")]
     BadMerge { rank: usize, merge: String },
     #[error("merge {rank} `{merge}`: `{token}` is not in the vocabulary")]
@@ -57,8 +55,10 @@ pub struct Bpe {
     name: String,
     /// The bytes each token stands for.
     bytes: Vec<Vec<u8>>,
-    /// The token of each single byte.
-    byte_ids: [u32; 256],
+    /// The token of each single byte; a byte without one is dropped from the text, as
+    /// Hugging Face's BPE without an unknown token and llama.cpp drop it (SmolLM2 has none
+    /// for 21 bytes: six control characters and bytes rare or invalid in UTF-8).
+    byte_ids: [Option<u32>; 256],
     /// (left, right) -> (rank, merged token).
     merges: HashMap<(u32, u32), (u32, u32)>,
     pre: PreTokenizer,
@@ -108,14 +108,9 @@ impl Bpe {
             }
             bytes.push(b);
         }
-        let mut byte_ids = [0u32; 256];
-        for (b, &c) in chars.iter().enumerate() {
-            byte_ids[b] =
-                *ids.get(c.encode_utf8(&mut [0; 4]) as &str)
-                    .ok_or(BpeError::MissingByte {
-                        byte: b as u8,
-                        text: c,
-                    })?;
+        let mut byte_ids = [None; 256];
+        for (slot, &c) in byte_ids.iter_mut().zip(chars.iter()) {
+            *slot = ids.get(c.encode_utf8(&mut [0; 4]) as &str).copied();
         }
         let mut merge_map = HashMap::with_capacity(merges.len());
         for (rank, m) in merges.iter().enumerate() {
@@ -170,7 +165,10 @@ impl Bpe {
 
     /// The ids of one word: its bytes' tokens, then merges by rank, leftmost first on ties.
     fn merge_word(&self, word: &str) -> Vec<u32> {
-        let mut syms: Vec<u32> = word.bytes().map(|b| self.byte_ids[b as usize]).collect();
+        let mut syms: Vec<u32> = word
+            .bytes()
+            .filter_map(|b| self.byte_ids[b as usize])
+            .collect();
         loop {
             let mut best: Option<(u32, usize, u32)> = None;
             for (i, pair) in syms.windows(2).enumerate() {
@@ -313,6 +311,15 @@ mod tests {
     }
 
     #[test]
+    fn drops_bytes_without_a_token() {
+        // no token for byte 0x04 (`Ą`): dropped, and its neighbours merge
+        let v: Vec<String> = vocab(&["ab"]).into_iter().filter(|t| t != "Ą").collect();
+        let t = Bpe::new(&v, &["a b"], "gpt2", None).unwrap();
+        assert_eq!(t.encode("a\u{4}b"), [id(&v, "ab")]);
+        assert_eq!(t.decode(&t.encode("x\u{4}y")), "xy");
+    }
+
+    #[test]
     fn refuses_bad_vocabularies() {
         let v = vocab(&["ab"]);
         let e = |r: Result<Bpe, BpeError>| r.err().unwrap().to_string();
@@ -327,10 +334,6 @@ mod tests {
         assert_eq!(
             e(Bpe::new(&v, &["a b", "b c"], "gpt2", None)),
             "merge 1 `b c`: `bc` is not in the vocabulary"
-        );
-        assert_eq!(
-            e(Bpe::new(&v[1..], &[] as &[&str], "gpt2", None)),
-            "the vocabulary has no token for byte 0x00 (`Ā`)"
         );
         let mut dup = v.clone();
         dup.push("ab".into());

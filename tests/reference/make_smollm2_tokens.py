@@ -15,7 +15,9 @@ Two references per string:
   transformers' GGUF loader drops the Digits step (it builds ByteLevel alone); the vocabulary
   has no token with a digit beside another character, so the two differ only where a run of
   two or more whitespace characters precedes a digit.
-`decoded` is transformers' decode of `ids_transformers` (skip_special_tokens=False).
+`decoded` is transformers' decode of `ids_transformers` (skip_special_tokens=False): the text
+itself, except where the text has a byte without a token (21 of 256 bytes have none: six
+control characters and bytes that never occur in UTF-8 or only in unassigned code points).
 """
 import json
 import sys
@@ -85,6 +87,9 @@ cases = prompts + [
     "\n",
     " ",
     "",
+    # control characters: U+0004 has no byte token in this vocabulary and is dropped (as by
+    # Hugging Face and llama.cpp); U+007F has one
+    "ctrl\x04d and del\x7f",
     # contractions and apostrophes
     "it's, don't, they're, we've, I'm, you'll, he'd",
     "IT'S DON'T THEY'RE",
