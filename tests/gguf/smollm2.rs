@@ -1,0 +1,1 @@
+//! The real SmolLM2-135M-Instruct Q4_1 GGUF, when present.
