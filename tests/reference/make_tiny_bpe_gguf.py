@@ -7,6 +7,7 @@ vocabulary (17 control tokens, its 235 byte tokens, the results of its first 772
 those 772 merges, pre-tokenizer `smollm`, eos 2 (<|im_end|>), no tensors.
 tiny_cases.json: strings with their ids by `tokenizers` (BPE of that vocabulary and those merges,
 SmolLM2's pre-tokenizer Sequence[Digits(individual_digits), ByteLevel]).
+tiny-gpt2.gguf: the same with pre-tokenizer `gpt2`.
 bad-model.gguf, bad-pre.gguf, no-merges.gguf: the same vocabulary with `tokenizer.ggml.model`
 `llama`, `tokenizer.ggml.pre` `qwen2`, and no `tokenizer.ggml.merges`.
 
@@ -54,6 +55,7 @@ def write(name, model="gpt2", pre="smollm", with_merges=True):
 
 
 write("tiny-smollm.gguf")
+write("tiny-gpt2.gguf", pre="gpt2")
 write("bad-model.gguf", model="llama")
 write("bad-pre.gguf", pre="qwen2")
 write("no-merges.gguf", with_merges=False)
