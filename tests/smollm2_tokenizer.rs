@@ -15,7 +15,7 @@ use cllm4rec_pipe::text::Tokenizer;
 use serde_json::Value;
 
 fn gguf_path() -> Option<PathBuf> {
-    let p = match std::env::var_os("CLLM4REC_SMOLLM2_GGUF") {
+    let p = match std::env::var_os("CLLM4REC_SMOLLM2_GGUF").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -107,4 +107,40 @@ fn vocabulary_facts() {
     // tokenizer.ggml.eos_token_id of the Instruct model: <|im_end|>
     assert_eq!(tok.eos(), Some(2));
     assert_eq!(tok.decode(&[2]), "<|im_end|>");
+}
+
+/// Every title, genre list and tag of the embedded ml-latest-small (the texts of the tokenize
+/// stage's content corpus) decodes back to itself and yields no control token; prints the
+/// encoding time beside GPT-2's.
+#[test]
+fn ml_latest_small_round_trips() {
+    let Some(tok) = tokenizer() else { return };
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/ml-latest-small");
+    let mut texts = Vec::new();
+    for (file, cols) in [("movies.csv", &[1, 2][..]), ("tags.csv", &[2][..])] {
+        let mut r = csv::Reader::from_path(data.join(file)).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            for &c in cols {
+                texts.push(format!(" {}", rec.get(c).unwrap()));
+            }
+        }
+    }
+    assert!(texts.len() > 19_000, "{}", texts.len());
+    let t0 = std::time::Instant::now();
+    let ids: Vec<Vec<u32>> = texts.iter().map(|t| tok.encode(t)).collect();
+    let ours = t0.elapsed();
+    for (t, i) in texts.iter().zip(&ids) {
+        assert_eq!(&tok.decode(i), t);
+        assert!(i.iter().all(|&x| (17..49152).contains(&x)), "{t:?}");
+    }
+    let gpt2 = cllm4rec_pipe::text::gpt2::Gpt2::new();
+    let t0 = std::time::Instant::now();
+    let n: usize = texts.iter().map(|t| gpt2.encode(t).len()).sum();
+    let theirs = t0.elapsed();
+    eprintln!(
+        "{} texts: gguf-smollm {} tokens in {ours:?}, gpt2 {n} tokens in {theirs:?}",
+        texts.len(),
+        ids.iter().map(Vec::len).sum::<usize>()
+    );
 }

@@ -115,7 +115,7 @@ fn tiny_gguf_vocabulary_and_its_hash_in_the_key() {
 
 #[test]
 fn smollm2_gguf_vocabulary() {
-    let gguf = match std::env::var_os("CLLM4REC_SMOLLM2_GGUF") {
+    let gguf = match std::env::var_os("CLLM4REC_SMOLLM2_GGUF").filter(|p| !p.is_empty()) {
         Some(p) => PathBuf::from(p),
         None => fixture("../../models/SmolLM2-135M-Instruct.Q4_1.gguf"),
     };
