@@ -4,7 +4,8 @@
 //! adjacent pair of lowest merge rank is merged until none is left (Hugging Face `tokenizers`'
 //! BPE model, llama.cpp's `llm_tokenizer_bpe`).
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Mutex;
 
 use crate::text::pretok::PreTokenizer;
@@ -50,6 +51,8 @@ pub fn byte_chars() -> [char; 256] {
 
 /// Words seen before and their ids; cleared when it grows past this many words.
 const CACHE_WORDS: usize = 1 << 16;
+/// Words of more bytes than this merge through a heap rather than by scanning all pairs.
+const LONG_WORD: usize = 48;
 
 pub struct Bpe {
     name: String,
@@ -165,10 +168,19 @@ impl Bpe {
 
     /// The ids of one word: its bytes' tokens, then merges by rank, leftmost first on ties.
     fn merge_word(&self, word: &str) -> Vec<u32> {
-        let mut syms: Vec<u32> = word
+        let syms: Vec<u32> = word
             .bytes()
             .filter_map(|b| self.byte_ids[b as usize])
             .collect();
+        if syms.len() > LONG_WORD {
+            self.merge_long(syms)
+        } else {
+            self.merge_short(syms)
+        }
+    }
+
+    /// Scans all pairs for each merge: quadratic, fastest on short words.
+    fn merge_short(&self, mut syms: Vec<u32>) -> Vec<u32> {
         loop {
             let mut best: Option<(u32, usize, u32)> = None;
             for (i, pair) in syms.windows(2).enumerate() {
@@ -184,6 +196,50 @@ impl Bpe {
             syms[i] = merged;
             syms.remove(i + 1);
         }
+    }
+
+    /// The same merges in O(n log n): candidate pairs in a heap by (rank, position), symbols
+    /// in a linked list; a candidate whose symbols changed since it was pushed is skipped.
+    fn merge_long(&self, ids: Vec<u32>) -> Vec<u32> {
+        const NONE: usize = usize::MAX;
+        let n = ids.len();
+        let mut id = ids;
+        let mut next: Vec<usize> = (1..=n).map(|i| if i == n { NONE } else { i }).collect();
+        let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
+        prev[0] = NONE;
+        let mut alive = vec![true; n];
+        // (rank, left position, left id, right id), smallest first
+        let mut heap = BinaryHeap::new();
+        let push = |heap: &mut BinaryHeap<Reverse<(u32, usize, u32, u32)>>,
+                    l: usize,
+                    r: usize,
+                    id: &[u32]| {
+            if let Some(&(rank, _)) = self.merges.get(&(id[l], id[r])) {
+                heap.push(Reverse((rank, l, id[l], id[r])));
+            }
+        };
+        for i in 1..n {
+            push(&mut heap, i - 1, i, &id);
+        }
+        while let Some(Reverse((_, l, lid, rid))) = heap.pop() {
+            let r = next[l];
+            if !alive[l] || r == NONE || id[l] != lid || id[r] != rid {
+                continue;
+            }
+            id[l] = self.merges[&(lid, rid)].1;
+            alive[r] = false;
+            next[l] = next[r];
+            if next[r] != NONE {
+                prev[next[r]] = l;
+            }
+            if prev[l] != NONE {
+                push(&mut heap, prev[l], l, &id);
+            }
+            if next[l] != NONE {
+                push(&mut heap, l, next[l], &id);
+            }
+        }
+        (0..n).filter(|&i| alive[i]).map(|i| id[i]).collect()
     }
 
     fn encode_word(&self, word: &str, out: &mut Vec<u32>) {
@@ -308,6 +364,44 @@ mod tests {
         assert_eq!(t.eos(), Some(0));
         // ids outside the vocabulary are skipped
         assert_eq!(t.decode(&[id(&v, "Ġthe"), 100_000]), " the");
+    }
+
+    /// The heap merge equals the scanning one, on words built to have many competing and
+    /// overlapping pairs.
+    #[test]
+    fn long_words_merge_as_short_ones() {
+        let v = vocab(&["ab", "ba", "aa", "aab", "bab", "abab", "ĠĠ", "ĠĠĠĠ", "aaaa"]);
+        let merges = [
+            "a b",
+            "b a",
+            "a a",
+            "aa b",
+            "b ab",
+            "ab ab",
+            "Ġ Ġ",
+            "ĠĠ ĠĠ",
+            "aa aa",
+        ];
+        let t = Bpe::new(&v, &merges, "gpt2", None).unwrap();
+        let mut seed = 7u64;
+        for len in [2, 3, 5, 17, 49, 200, 1000] {
+            for _ in 0..20 {
+                let w: String = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        ['a', 'b', ' '][(seed >> 33) as usize % 3]
+                    })
+                    .collect();
+                let syms: Vec<u32> = w.bytes().map(|b| t.byte_ids[b as usize].unwrap()).collect();
+                let short = t.merge_short(syms.clone());
+                assert_eq!(t.merge_long(syms), short, "{w:?}");
+                assert_eq!(t.decode(&short), w);
+            }
+        }
+        // one word of 100,000 spaces: merged in well under a second
+        let spaces = " ".repeat(100_000);
+        let ids = t.encode(&spaces);
+        assert_eq!(ids, vec![id(&v, "ĠĠĠĠ"); 25_000]);
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn tokenize_with(e: &Env, base: u64) -> PathBuf {
     }
     // content documents: item text in base tokens only
     let content = Corpus::read(&t.join("content.tok")).unwrap();
-    assert!(content.len() > 0);
+    assert!(!content.is_empty());
     for d in 0..content.len() {
         assert!(content.doc(d).1.iter().all(|&x| x < base));
     }

