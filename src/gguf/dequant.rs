@@ -36,7 +36,7 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 /// `out.len() / block_size` blocks; returns `false` (writing nothing) when it is not.
 pub(crate) fn dequantize_into(ty: GgmlType, data: &[u8], out: &mut [f32]) -> bool {
     let (bs, ts) = (ty.block_size(), ty.type_size());
-    if out.len() % bs != 0 || data.len() != out.len() / bs * ts {
+    if !out.len().is_multiple_of(bs) || data.len() != out.len() / bs * ts {
         return false;
     }
     let blocks = data.chunks_exact(ts).zip(out.chunks_exact_mut(bs));
@@ -116,9 +116,9 @@ fn q4_k(b: &[u8], y: &mut [f32]) {
         let (d1, m1) = (d * f32::from(sc1), dmin * f32::from(m1));
         let (d2, m2) = (d * f32::from(sc2), dmin * f32::from(m2));
         let (lo, hi) = y.split_at_mut(32);
-        for l in 0..32 {
-            lo[l] = d1 * f32::from(q[l] & 0x0f) - m1;
-            hi[l] = d2 * f32::from(q[l] >> 4) - m2;
+        for ((&q, lo), hi) in q.iter().zip(lo).zip(hi) {
+            *lo = d1 * f32::from(q & 0x0f) - m1;
+            *hi = d2 * f32::from(q >> 4) - m2;
         }
     }
 }

@@ -21,7 +21,7 @@
 //! # De-quantization
 //! [`Gguf::dequantize`] handles F32, F16, BF16, Q8_0, Q4_0, Q4_1 (blocks of 32), Q4_K and
 //! Q6_K (super-blocks of 256), following ggml's reference kernels operation for operation
-//! (results equal gguf-py's `gguf.quants.dequantize` bit for bit; `tests/gguf.rs`). Any
+//! (results equal gguf-py's `gguf.quants.dequantize` bit for bit; `tests/gguf/`). Any
 //! other ggml type (Q5_0, Q5_1, Q8_1, Q2_K, Q3_K, Q5_K, Q8_K, the IQ and TQ types, MXFP4,
 //! I8..I64, F64) is a [`GgufError::UnsupportedType`] naming the type and the tensor; an
 //! unknown type number is refused at open.

@@ -158,7 +158,7 @@ pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<Parsed, GgufError> {
         let block = ggml_type.block_size();
         let n_bytes = match n_elements {
             None => None,
-            Some(_) if inner % block != 0 => {
+            Some(_) if !inner.is_multiple_of(block) => {
                 return Err(c.error(
                     dims_at,
                     &ctx,
@@ -189,7 +189,7 @@ pub(crate) fn parse(bytes: &[u8], path: &Path) -> Result<Parsed, GgufError> {
     let data_start = c.pos().next_multiple_of(alignment as usize);
     for (i, t) in tensors.iter().enumerate() {
         let ctx = || format!("tensor info {i} `{}`", t.name);
-        if t.offset % alignment != 0 {
+        if !t.offset.is_multiple_of(alignment) {
             return Err(c.error(
                 offset_at[i],
                 &ctx,

@@ -2,7 +2,7 @@
 //! content LLMs on a `tokenize` output.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::data::rng::Rng;
 use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::model::backbone::Backbone;
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::{fit, Batch, Seq};
 use crate::model::cllm4rec::files::{self, ModelInfo};
@@ -38,6 +39,10 @@ pub struct BackboneParams {
     /// Default: frozen when pretrained (the paper), trained when random.
     #[serde(default)]
     pub freeze: Option<bool>,
+    /// For a backbone file: `pretrained` (its weights) or `random` (its shape only, randomly
+    /// initialised from the seed: the LLM-Scratch ablation).
+    #[serde(default = "pretrained")]
+    pub init: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +77,9 @@ pub struct PretrainParams {
 
 fn random() -> String {
     "random".into()
+}
+fn pretrained() -> String {
+    "pretrained".into()
 }
 fn two() -> usize {
     2
@@ -109,6 +117,12 @@ fn full() -> String {
 
 impl BackboneParams {
     pub fn check(&self) -> Result<(), (String, String)> {
+        if self.init != "pretrained" && self.init != "random" {
+            return Err((
+                "init".into(),
+                format!("`init` is `pretrained` or `random`, not `{}`", self.init),
+            ));
+        }
         if self.backbone == "random" {
             if self.n_embd == 0 || self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
                 return Err((
@@ -136,7 +150,7 @@ impl BackboneParams {
         seed: u64,
         workdir: &Path,
         device: &burn::tensor::Device,
-    ) -> Result<(Gpt2, bool), String> {
+    ) -> Result<BuiltBackbone, String> {
         let (gpt2, pretrained) = if self.backbone == "random" {
             (
                 Gpt2Config::new(
@@ -157,15 +171,31 @@ impl BackboneParams {
                 true,
             )
         };
-        let vocab = gpt2.wte_weight().dims()[0];
+        let backbone = Backbone::from(gpt2);
+        let vocab = backbone.wte_weight().dims()[0];
         if vocab != base {
             return Err(format!(
                 "the backbone has {vocab} word embeddings but the tokenizer {base} words"
             ));
         }
         let frozen = self.freeze.unwrap_or(pretrained);
-        Ok((gpt2.frozen(frozen), frozen))
+        Ok(BuiltBackbone {
+            backbone: backbone.frozen(frozen),
+            frozen,
+            file: None,
+            max_len: self.n_positions,
+        })
     }
+}
+
+/// A backbone ready for training, with what the outputs record of it.
+pub struct BuiltBackbone {
+    pub backbone: Backbone,
+    pub frozen: bool,
+    /// A frozen pretrained file to store beside the checkpoint instead of its weights.
+    pub file: Option<PathBuf>,
+    /// The longest sequence: `n_positions`, at most the backbone's own.
+    pub max_len: usize,
 }
 
 /// Documents of a corpus as sequences that fit the backbone.
@@ -261,11 +291,12 @@ impl StageKind for Pretrain {
         let (base, users, items) = files::vocab(tok).map_err(fail)?;
         let seed = ctx.instance.seed.as_u64().unwrap_or(0);
         let device = train_device();
-        let (backbone, frozen) = p
+        let built = p
             .backbone
             .build(base, seed, ctx.workdir, &device)
             .map_err(fail)?;
-        let max_len = backbone.n_positions();
+        let (backbone, frozen) = (built.backbone, built.frozen);
+        let max_len = built.max_len.min(backbone.n_positions());
         let mut model = Cllm4Rec::new(backbone, users, items, seed, &device);
         let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
         let collab_docs = seqs(&files::corpus(tok, "collab.tok").map_err(fail)?, max_len);
@@ -346,21 +377,31 @@ impl StageKind for Pretrain {
             history.push(stats);
         }
         let cfg = model.backbone.wte_weight().dims();
+        let (n_layer, n_head) = model.backbone.shape();
         let info = ModelInfo {
             model: "cllm4rec".into(),
             stage: "pretrain".into(),
             vocab_size: cfg[0],
             n_positions: max_len,
             n_embd: cfg[1],
-            n_layer: model.backbone.h.len(),
-            n_head: model.backbone.h.first().map(|b| b.attn.n_head).unwrap_or(1),
+            n_layer,
+            n_head,
             users,
             items,
             frozen,
             backbone: p.backbone.backbone.clone(),
             best_epoch: None,
+            arch: model.backbone.arch().into(),
+            backbone_file: built.file.as_ref().map(|_| "backbone.gguf".into()),
         };
-        files::write(ctx.out, &model, &info, &json!(history)).map_err(fail)
+        files::write(
+            ctx.out,
+            &model,
+            &info,
+            &json!(history),
+            built.file.as_deref(),
+        )
+        .map_err(fail)
     }
 }
 

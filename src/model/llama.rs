@@ -280,6 +280,18 @@ impl Llama {
         self.embed_tokens.weight.val()
     }
 
+    /// The LM head's weight: the untied `lm_head`, else the token embedding table.
+    ///
+    /// # Shapes
+    ///
+    /// - output: `[vocab, d]`
+    pub fn lm_head_weight(&self) -> Tensor<2> {
+        match &self.lm_head {
+            Some(head) => head.weight.val(),
+            None => self.embed_tokens.weight.val(),
+        }
+    }
+
     /// Looks up token embeddings.
     ///
     /// # Shapes
@@ -350,10 +362,7 @@ impl Llama {
     /// - output: `[batch, seq, vocab]`
     pub fn lm_logits(&self, hidden: Tensor<3>) -> Tensor<3> {
         let [batch, seq, d] = hidden.dims();
-        let w = match &self.lm_head {
-            Some(head) => head.weight.val(),
-            None => self.embed_tokens.weight.val(),
-        }; // [vocab, d]
+        let w = self.lm_head_weight(); // [vocab, d]
         let [vocab, _] = w.dims();
         hidden
             .reshape([batch * seq, d]) // [batch * seq, d]

@@ -1,6 +1,7 @@
 //! The model: the compute backend and the GPT-2 backbone that CLLM4Rec extends with user and
 //! item tokens.
 
+pub mod backbone;
 pub mod backend;
 pub mod baselines;
 pub mod cllm4rec;

@@ -15,6 +15,7 @@ mod errors;
 mod eval;
 mod faults;
 mod fuzz;
+mod gguf_tokenizer;
 mod kill_loop;
 mod model;
 mod races;

@@ -160,6 +160,15 @@ fn an_untied_head_uses_lm_head() {
         .init(4, &infer_device());
     let (logits, hidden) = model.forward(ids(&[&[1, 2]]), None);
     let head = model.lm_head.as_ref().unwrap().weight.val();
+    assert_eq!(
+        model.lm_head_weight().into_data(),
+        head.clone().into_data(),
+        "lm_head_weight is the untied head"
+    );
+    assert_ne!(
+        model.lm_head_weight().into_data(),
+        model.wte_weight().into_data()
+    );
     let head = head.into_data().try_to_vec::<f32>().unwrap();
     let (h, l) = (values(hidden), values(logits));
     let dot: f32 = (0..32).map(|j| h[32 + j] * head[32 * 7 + j]).sum();
