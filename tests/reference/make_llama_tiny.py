@@ -15,6 +15,12 @@ import json, sys, pathlib
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+def f32(t):
+    """Nested lists of the float32 values, each written with the 9 significant digits that
+    round-trip a float32 (not the 17 of its float64 widening)."""
+    return json.loads(json.dumps(t.tolist(), default=None), parse_float=lambda x: float(f"{float(x):.9g}"))
+
+
 root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures")
 common = dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
@@ -56,8 +62,8 @@ for seed, (name, extra) in enumerate(variants.items()):
         "attention_mask": attention_mask.tolist(),
         "note": "logits[b][t] for every position; rows of padded positions (mask 0) are not "
                 "meaningful; last_hidden_state is after the final norm",
-        "logits": logits.tolist(),
-        "last_hidden_state": hidden.tolist(),
+        "logits": f32(logits),
+        "last_hidden_state": f32(hidden),
         "transformers_version": __import__("transformers").__version__,
         "torch_version": torch.__version__,
     }
