@@ -8,32 +8,19 @@
 //! The GGUF (98 MB) is not in the repository: `CLLM4REC_SMOLLM2_GGUF`, else
 //! `models/SmolLM2-135M-Instruct.Q4_1.gguf`; without it these tests print why and pass.
 
-use std::path::{Path, PathBuf};
+#[path = "common/smollm2.rs"]
+mod common_smollm2;
+
+use std::path::Path;
+
+use common_smollm2::smollm2_gguf;
 
 use cllm4rec_pipe::text::bpe::Bpe;
 use cllm4rec_pipe::text::Tokenizer;
 use serde_json::Value;
 
-fn gguf_path() -> Option<PathBuf> {
-    let p = match std::env::var_os("CLLM4REC_SMOLLM2_GGUF").filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        }
-    };
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: no SmolLM2 GGUF at {} (set CLLM4REC_SMOLLM2_GGUF)",
-            p.display()
-        );
-        None
-    }
-}
-
 fn tokenizer() -> Option<Bpe> {
-    let path = gguf_path()?;
+    let path = smollm2_gguf()?;
     Some(cllm4rec_pipe::text::gguf_vocab::from_gguf(&path).unwrap())
 }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::data::rng::Rng;
+use crate::gguf::Gguf;
 use crate::kinds::{params_of, StageContext, StageError, StageKind};
 use crate::model::backbone::Backbone;
 use crate::model::backend::train_device;
@@ -18,6 +19,7 @@ use crate::model::cllm4rec::loss::ContentVocab;
 use crate::model::cllm4rec::train::{epoch, LossFn};
 use crate::model::cllm4rec::{loss, Cllm4Rec};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
+use crate::model::llama::{Llama, LlamaConfig};
 use crate::pipeline::Instance;
 use crate::text::binfmt::Corpus;
 
@@ -151,8 +153,12 @@ impl BackboneParams {
         workdir: &Path,
         device: &burn::tensor::Device,
     ) -> Result<BuiltBackbone, String> {
-        let (gpt2, pretrained) = if self.backbone == "random" {
-            (
+        let pretrained = self.backbone != "random" && self.init == "pretrained";
+        let path = workdir.join(&self.backbone);
+        let named = |e: &dyn std::fmt::Display| format!("backbone `{}`: {e}", path.display());
+        let mut llama = None;
+        let backbone = if self.backbone == "random" {
+            Backbone::from(
                 Gpt2Config::new(
                     base,
                     self.n_positions,
@@ -161,31 +167,52 @@ impl BackboneParams {
                     self.n_head,
                 )
                 .init(seed, device),
-                false,
             )
+        } else if is_gguf(&self.backbone) {
+            // A Llama-family GGUF (SmolLM2): its shape, and its weights unless `init: random`;
+            // rotary tables only as long as the longest sequence used.
+            let file = Gguf::open(&path).map_err(|e| e.to_string())?;
+            let mut config = LlamaConfig::from_gguf(&file).map_err(|e| named(&e))?;
+            config.max_position_embeddings = config.max_position_embeddings.min(self.n_positions);
+            let model = if pretrained {
+                Llama::from_gguf_file(&config, &file, device).map_err(|e| named(&e))?
+            } else {
+                config.check().map_err(|e| named(&e))?;
+                config.init(seed, device)
+            };
+            llama = Some(config);
+            Backbone::from(model)
+        } else if pretrained {
+            Backbone::from(Gpt2::from_pretrained(&path, device).map_err(|e| named(&e))?)
         } else {
-            let dir = workdir.join(&self.backbone);
-            (
-                Gpt2::from_pretrained(&dir, device)
-                    .map_err(|e| format!("backbone `{}`: {e}", dir.display()))?,
-                true,
-            )
+            let config =
+                Gpt2Config::from_hf_json(&path.join("config.json")).map_err(|e| named(&e))?;
+            config.check().map_err(|e| named(&e))?;
+            Backbone::from(config.init(seed, device))
         };
-        let backbone = Backbone::from(gpt2);
         let vocab = backbone.wte_weight().dims()[0];
         if vocab != base {
             return Err(format!(
-                "the backbone has {vocab} word embeddings but the tokenizer {base} words"
+                "the backbone has {vocab} word embeddings but the tokenizer {base} words \
+                 (a GGUF backbone needs `tokenizer: gguf` with the same file)"
             ));
         }
         let frozen = self.freeze.unwrap_or(pretrained);
         Ok(BuiltBackbone {
             backbone: backbone.frozen(frozen),
             frozen,
-            file: None,
+            file: (pretrained && frozen && llama.is_some()).then_some(path),
             max_len: self.n_positions,
+            llama,
         })
     }
+}
+
+/// Whether a backbone path names a GGUF file (by its extension).
+fn is_gguf(backbone: &str) -> bool {
+    Path::new(backbone)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
 }
 
 /// A backbone ready for training, with what the outputs record of it.
@@ -196,6 +223,8 @@ pub struct BuiltBackbone {
     pub file: Option<PathBuf>,
     /// The longest sequence: `n_positions`, at most the backbone's own.
     pub max_len: usize,
+    /// The shape of a Llama backbone.
+    pub llama: Option<LlamaConfig>,
 }
 
 /// Documents of a corpus as sequences that fit the backbone.
@@ -393,6 +422,7 @@ impl StageKind for Pretrain {
             best_epoch: None,
             arch: model.backbone.arch().into(),
             backbone_file: built.file.as_ref().map(|_| "backbone.gguf".into()),
+            llama: built.llama.clone(),
         };
         files::write(
             ctx.out,

@@ -1,5 +1,5 @@
 //! The backbone CLLM4Rec extends with user and item tokens: a GPT-2 or a Llama-family decoder
-//! (SmolLM2). Both offer the same few operations, so the CLLM4Rec model, its losses and its
+//! (SmolLM2, read from a GGUF file). Both offer the same few operations, so the CLLM4Rec model, its losses and its
 //! scorer never ask which one they hold.
 //!
 //! In checkpoints the variant name does not appear in parameter paths (`backbone.wte.weight`,
@@ -10,10 +10,12 @@ use burn::module::Module;
 use burn::tensor::{Int, Tensor};
 
 use crate::model::gpt2::Gpt2;
+use crate::model::llama::Llama;
 
 #[derive(Module, Debug)]
 pub enum Backbone {
     Gpt2(Gpt2),
+    Llama(Llama),
 }
 
 impl Backbone {
@@ -21,6 +23,7 @@ impl Backbone {
     pub fn arch(&self) -> &'static str {
         match self {
             Backbone::Gpt2(_) => "gpt2",
+            Backbone::Llama(_) => "llama",
         }
     }
 
@@ -28,6 +31,7 @@ impl Backbone {
     pub fn frozen(self, frozen: bool) -> Backbone {
         match self {
             Backbone::Gpt2(m) => Backbone::Gpt2(m.frozen(frozen)),
+            Backbone::Llama(m) => Backbone::Llama(m.frozen(frozen)),
         }
     }
 
@@ -35,6 +39,7 @@ impl Backbone {
     pub fn n_positions(&self) -> usize {
         match self {
             Backbone::Gpt2(m) => m.n_positions(),
+            Backbone::Llama(m) => m.n_positions(),
         }
     }
 
@@ -42,6 +47,7 @@ impl Backbone {
     pub fn wte_weight(&self) -> Tensor<2> {
         match self {
             Backbone::Gpt2(m) => m.wte_weight(),
+            Backbone::Llama(m) => m.wte_weight(),
         }
     }
 
@@ -50,6 +56,7 @@ impl Backbone {
     pub fn word_head_weight(&self) -> Tensor<2> {
         match self {
             Backbone::Gpt2(m) => m.wte_weight(),
+            Backbone::Llama(m) => m.lm_head_weight(),
         }
     }
 
@@ -57,6 +64,7 @@ impl Backbone {
     pub fn embed_tokens(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         match self {
             Backbone::Gpt2(m) => m.embed_tokens(ids),
+            Backbone::Llama(m) => m.embed_tokens(ids),
         }
     }
 
@@ -69,6 +77,7 @@ impl Backbone {
     ) -> Tensor<3> {
         match self {
             Backbone::Gpt2(m) => m.forward_embeds(inputs_embeds, attention_mask),
+            Backbone::Llama(m) => m.forward_embeds(inputs_embeds, attention_mask),
         }
     }
 
@@ -76,6 +85,10 @@ impl Backbone {
     pub fn shape(&self) -> (usize, usize) {
         match self {
             Backbone::Gpt2(m) => (m.h.len(), m.h.first().map(|b| b.attn.n_head).unwrap_or(1)),
+            Backbone::Llama(m) => (
+                m.layers.len(),
+                m.layers.first().map(|l| l.self_attn.heads).unwrap_or(1),
+            ),
         }
     }
 }
@@ -83,5 +96,11 @@ impl Backbone {
 impl From<Gpt2> for Backbone {
     fn from(m: Gpt2) -> Backbone {
         Backbone::Gpt2(m)
+    }
+}
+
+impl From<Llama> for Backbone {
+    fn from(m: Llama) -> Backbone {
+        Backbone::Llama(m)
     }
 }

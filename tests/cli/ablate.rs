@@ -244,7 +244,7 @@ fn ready_sweeps_and_pipelines_plan() {
     let e = Env::new();
     for (file, instances) in [
         ("sweeps/lambda.yaml", 18),
-        ("sweeps/backbone.yaml", 12),
+        ("sweeps/backbone-size.yaml", 12),
         ("pipelines/ablations.yaml", 21),
     ] {
         let path = root.join(file);

@@ -115,17 +115,9 @@ fn tiny_gguf_vocabulary_and_its_hash_in_the_key() {
 
 #[test]
 fn smollm2_gguf_vocabulary() {
-    let gguf = match std::env::var_os("CLLM4REC_SMOLLM2_GGUF").filter(|p| !p.is_empty()) {
-        Some(p) => PathBuf::from(p),
-        None => fixture("../../models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    };
-    if !gguf.is_file() {
-        eprintln!(
-            "SKIP: no SmolLM2 GGUF at {} (set CLLM4REC_SMOLLM2_GGUF)",
-            gguf.display()
-        );
+    let Some(gguf) = crate::common_smollm2::smollm2_gguf() else {
         return;
-    }
+    };
     let e = Env::new();
     std::fs::create_dir_all(e.path("models")).unwrap();
     std::os::unix::fs::symlink(&gguf, e.path("models/tok.gguf")).unwrap();

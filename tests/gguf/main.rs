@@ -6,10 +6,13 @@
 //! De-quantized values are compared exactly (bit for bit, `to_bits`): the kernels follow
 //! ggml's operation order, and gguf-py's numpy code performs the same f32 operations.
 
+#[path = "../common/smollm2.rs"]
+mod common_smollm2;
 mod corrupt;
 mod fixture;
 mod smollm2;
 
+use common_smollm2::smollm2_gguf;
 use std::path::{Path, PathBuf};
 
 pub fn fixture_dir() -> PathBuf {

@@ -4,31 +4,12 @@
 //! checksums, and exact values of selected elements, against gguf-py
 //! (`tests/fixtures/gguf/smollm2_values.json`).
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use cllm4rec_pipe::gguf::Gguf;
 use serde_json::Value as Json;
 
 use crate::{assert_same_values, fixture_dir};
-
-fn model_path() -> Option<PathBuf> {
-    let path = match std::env::var_os("CLLM4REC_SMOLLM2_GGUF") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        }
-    };
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIP: no SmolLM2 GGUF at {} (set CLLM4REC_SMOLLM2_GGUF or place the file there)",
-            path.display()
-        );
-        None
-    }
-}
 
 /// `|ours - theirs| <= 1e-9 * scale`: the two f64 sums add the same f32 values in different
 /// orders (numpy sums pairwise), `scale` being the sum of the terms' magnitudes.
@@ -42,7 +23,9 @@ fn assert_close(what: &str, ours: f64, theirs: &Json, scale: f64) {
 
 #[test]
 fn smollm2_matches_gguf_py() {
-    let Some(path) = model_path() else { return };
+    let Some(path) = crate::smollm2_gguf() else {
+        return;
+    };
     let text = std::fs::read_to_string(fixture_dir().join("smollm2_values.json")).unwrap();
     let r: Json = serde_json::from_str(&text).unwrap();
     assert_eq!(

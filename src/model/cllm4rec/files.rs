@@ -8,9 +8,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::gguf::Gguf;
 use crate::model::backbone::Backbone;
 use crate::model::cllm4rec::{checkpoint, Cllm4Rec};
 use crate::model::gpt2::Gpt2Config;
+use crate::model::llama::{Llama, LlamaConfig};
 use crate::text::binfmt::Corpus;
 use burn::tensor::Device;
 
@@ -42,6 +44,10 @@ pub struct ModelInfo {
     /// its source (`backbone.gguf`); its parameters are then left out of the checkpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backbone_file: Option<String>,
+    /// The Llama backbone's shape (`arch: llama` only; `max_position_embeddings` is the
+    /// sequence cap the stage used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llama: Option<LlamaConfig>,
 }
 
 fn gpt2() -> String {
@@ -114,6 +120,26 @@ pub fn read(dir: &Path, device: &Device) -> Result<(Cllm4Rec, ModelInfo), String
     .map_err(|e| format!("model.json: {e}"))?;
     let backbone = match (info.arch.as_str(), &info.backbone_file) {
         ("gpt2", None) => Backbone::Gpt2(info.gpt2_config().init(0, device)),
+        ("llama", file) => {
+            let config = info
+                .llama
+                .as_ref()
+                .ok_or("model.json: a `llama` backbone without its `llama` shape")?;
+            config.check().map_err(|e| format!("model.json: {e}"))?;
+            match file {
+                // a frozen pretrained backbone, kept in its original file
+                Some(f) => {
+                    let path = dir.join(f);
+                    let gguf = Gguf::open(&path).map_err(|e| e.to_string())?;
+                    Backbone::Llama(
+                        Llama::from_gguf_file(config, &gguf, device)
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
+                    )
+                }
+                // its weights are in the checkpoint
+                None => Backbone::Llama(config.init(0, device)),
+            }
+        }
         (arch, file) => {
             return Err(format!(
                 "model.json: a `{arch}` backbone{} cannot be read by this build",
