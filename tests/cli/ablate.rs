@@ -256,4 +256,15 @@ fn ready_sweeps_and_pipelines_plan() {
             r.stdout()
         );
     }
+    // the pretrained-vs-scratch sweep needs the SmolLM2 file (its tokenizer is checked at load)
+    if let Some(gguf) = crate::common_smollm2::smollm2_gguf() {
+        let path = root.join("sweeps/backbone.yaml");
+        let set = format!("params.smollm2={}", gguf.display());
+        let r = e.run(&["plan", path.to_str().unwrap(), "--set", &set]).ok();
+        assert!(
+            r.stdout().contains("13 instances: 0 cached"),
+            "{}",
+            r.stdout()
+        );
+    }
 }
