@@ -12,10 +12,10 @@
 # BACKBONE: the pretrain stage's `backbone:`: `random` (default: a random GPT-2 of
 #   N_LAYER x N_EMBD, trained) or a .gguf file (SmolLM2-135M, frozen as the stage freezes a
 #   pretrained backbone; PyTorch loads the same file with transformers). With a .gguf the
-#   documents are tokenized with its tokenizer (`tokenizer:` of the tokenize stage, TOKENIZER).
+#   documents are tokenized with its tokenizer (`tokenizer: gguf`, `tokenizer_file:`).
 # Env: USERS=200 (ml-latest-small users kept, in id order: one document each), BATCH=32,
 #   N_POSITIONS=512, N_LAYER=2 N_HEAD=4 N_EMBD=64 (random GPT-2 only), EPOCHS=1,
-#   TOKENIZER (default gpt2, or BACKBONE when it is a .gguf),
+#   TOKENIZER (`gpt2`, or a .gguf file; default gpt2, or BACKBONE when it is a .gguf),
 #   LIBTORCH_DIR (default /var/tmp/libtorch-2.9.0; set up by benches/libtorch.sh if absent),
 #   SKIP_TCH=1 (no libtorch run), CARGO_TARGET_DIR.
 # Needs: cargo, python3 with torch and transformers (and gguf for a .gguf), awk.
@@ -64,8 +64,14 @@ else
     cp "$BACKBONE" "$W/ws/backbone.gguf"
     shape="backbone: backbone.gguf,"
 fi
-tok=$TOKENIZER
-[[ $TOKENIZER == "$BACKBONE" && $BACKBONE != random ]] && tok=backbone.gguf
+if [[ $TOKENIZER == gpt2 ]]; then
+    tok="tokenizer: gpt2"
+elif [[ $TOKENIZER == "$BACKBONE" ]]; then
+    tok="tokenizer: gguf, tokenizer_file: backbone.gguf"
+else
+    cp "$TOKENIZER" "$W/ws/tokenizer.gguf"
+    tok="tokenizer: gguf, tokenizer_file: tokenizer.gguf"
+fi
 cat > "$W/ws/p.yaml" <<YAML
 name: bench-backbone
 stages:
@@ -75,7 +81,7 @@ stages:
   tokenize:
     kind: tokenize
     needs: [ingest]
-    params: {tokenizer: $tok}
+    params: {$tok}
   pretrain:
     kind: pretrain
     needs: [tokenize]

@@ -8,6 +8,7 @@ pub mod data;
 pub mod diag;
 pub mod eval;
 pub mod exec;
+pub mod gguf;
 pub mod kinds;
 pub mod model;
 pub mod pipeline;

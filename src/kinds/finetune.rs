@@ -183,6 +183,7 @@ impl StageKind for Finetune {
         let (mut model, info) = files::read(&inp.model, &device).map_err(fail)?;
         let valid = EvalSplit::read(&inp.ingest, "valid").map_err(fail)?;
         let mut scorer = Cllm4RecScorer::prompts(&inp.tokens).map_err(fail)?;
+        scorer.set_max_len(info.n_positions);
         let prompts = scorer.prompt_seqs();
         let item_offset = (info.vocab_size + info.users) as u32;
         let seed = ctx.instance.seed.as_u64().unwrap_or(0);
@@ -209,7 +210,9 @@ impl StageKind for Finetune {
             Ok((um.criterion(), um.summary("cllm4rec", "valid")))
         };
         let (mut best, first) = validate(&model).map_err(fail)?;
-        let mut best_bytes = checkpoint::to_bytes(&model).map_err(fail)?;
+        // A frozen backbone stored as a file never changes: keep only what is trained.
+        let skip = info.backbone_file.as_ref().map(|_| "backbone");
+        let mut best_bytes = checkpoint::to_bytes_except(&model, skip).map_err(fail)?;
         let mut best_epoch = 0;
         let mut history = vec![json!({"epoch": 0, "valid": first})];
         let _ = writeln!(log, "epoch 0 (pretrained): valid {first}");
@@ -254,10 +257,10 @@ impl StageKind for Finetune {
             if crit > best {
                 best = crit;
                 best_epoch = e;
-                best_bytes = checkpoint::to_bytes(&model).map_err(fail)?;
+                best_bytes = checkpoint::to_bytes_except(&model, skip).map_err(fail)?;
             }
         }
-        let model = checkpoint::from_bytes(model, &best_bytes).map_err(fail)?;
+        let model = checkpoint::from_bytes_except(model, &best_bytes, skip).map_err(fail)?;
         let info = ModelInfo {
             stage: "finetune".into(),
             best_epoch: Some(best_epoch),
@@ -267,6 +270,14 @@ impl StageKind for Finetune {
             log,
             "kept epoch {best_epoch} (valid Recall@20 + Recall@40 + NDCG@100 = {best:.4})"
         );
-        files::write(ctx.out, &model, &info, &json!(history)).map_err(fail)
+        let backbone_src = info.backbone_file.as_ref().map(|f| inp.model.join(f));
+        files::write(
+            ctx.out,
+            &model,
+            &info,
+            &json!(history),
+            backbone_src.as_deref(),
+        )
+        .map_err(fail)
     }
 }

@@ -77,6 +77,11 @@ pub trait StageKind: Send + Sync {
     fn check_instance(&self, _inst: &Instance) -> Result<(), (String, String)> {
         Ok(())
     }
+    /// Check the files an instance's params name, relative to the pipeline's folder
+    /// `workdir`, when the pipeline is loaded: (param name, message).
+    fn check_files(&self, _inst: &Instance, _workdir: &Path) -> Result<(), (String, String)> {
+        Ok(())
+    }
     /// Files or folders named by params (relative to the pipeline's folder) whose content is
     /// hashed into the key, as if listed in `deps`: (param name, path).
     fn implicit_deps(&self, _inst: &Instance) -> Vec<(String, String)> {

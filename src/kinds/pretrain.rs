@@ -2,14 +2,16 @@
 //! content LLMs on a `tokenize` output.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use burn::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::data::rng::Rng;
+use crate::gguf::Gguf;
 use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::model::backbone::Backbone;
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::{fit, Batch, Seq};
 use crate::model::cllm4rec::files::{self, ModelInfo};
@@ -17,6 +19,7 @@ use crate::model::cllm4rec::loss::ContentVocab;
 use crate::model::cllm4rec::train::{epoch, LossFn};
 use crate::model::cllm4rec::{loss, Cllm4Rec};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
+use crate::model::llama::{Llama, LlamaConfig};
 use crate::pipeline::Instance;
 use crate::text::binfmt::Corpus;
 
@@ -38,6 +41,10 @@ pub struct BackboneParams {
     /// Default: frozen when pretrained (the paper), trained when random.
     #[serde(default)]
     pub freeze: Option<bool>,
+    /// For a backbone file: `pretrained` (its weights) or `random` (its shape only, randomly
+    /// initialised from the seed: the LLM-Scratch ablation).
+    #[serde(default = "pretrained")]
+    pub init: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,6 +79,9 @@ pub struct PretrainParams {
 
 fn random() -> String {
     "random".into()
+}
+fn pretrained() -> String {
+    "pretrained".into()
 }
 fn two() -> usize {
     2
@@ -109,6 +119,12 @@ fn full() -> String {
 
 impl BackboneParams {
     pub fn check(&self) -> Result<(), (String, String)> {
+        if self.init != "pretrained" && self.init != "random" {
+            return Err((
+                "init".into(),
+                format!("`init` is `pretrained` or `random`, not `{}`", self.init),
+            ));
+        }
         if self.backbone == "random" {
             if self.n_embd == 0 || self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
                 return Err((
@@ -136,9 +152,13 @@ impl BackboneParams {
         seed: u64,
         workdir: &Path,
         device: &burn::tensor::Device,
-    ) -> Result<(Gpt2, bool), String> {
-        let (gpt2, pretrained) = if self.backbone == "random" {
-            (
+    ) -> Result<BuiltBackbone, String> {
+        let pretrained = self.backbone != "random" && self.init == "pretrained";
+        let path = workdir.join(&self.backbone);
+        let named = |e: &dyn std::fmt::Display| format!("backbone `{}`: {e}", path.display());
+        let mut llama = None;
+        let backbone = if self.backbone == "random" {
+            Backbone::from(
                 Gpt2Config::new(
                     base,
                     self.n_positions,
@@ -147,25 +167,64 @@ impl BackboneParams {
                     self.n_head,
                 )
                 .init(seed, device),
-                false,
             )
+        } else if is_gguf(&self.backbone) {
+            // A Llama-family GGUF (SmolLM2): its shape, and its weights unless `init: random`;
+            // rotary tables only as long as the longest sequence used.
+            let file = Gguf::open(&path).map_err(|e| e.to_string())?;
+            let mut config = LlamaConfig::from_gguf(&file).map_err(|e| named(&e))?;
+            config.max_position_embeddings = config.max_position_embeddings.min(self.n_positions);
+            let model = if pretrained {
+                Llama::from_gguf_file(&config, &file, device).map_err(|e| named(&e))?
+            } else {
+                config.check().map_err(|e| named(&e))?;
+                config.init(seed, device)
+            };
+            llama = Some(config);
+            Backbone::from(model)
+        } else if pretrained {
+            Backbone::from(Gpt2::from_pretrained(&path, device).map_err(|e| named(&e))?)
         } else {
-            let dir = workdir.join(&self.backbone);
-            (
-                Gpt2::from_pretrained(&dir, device)
-                    .map_err(|e| format!("backbone `{}`: {e}", dir.display()))?,
-                true,
-            )
+            let config =
+                Gpt2Config::from_hf_json(&path.join("config.json")).map_err(|e| named(&e))?;
+            config.check().map_err(|e| named(&e))?;
+            Backbone::from(config.init(seed, device))
         };
-        let vocab = gpt2.wte_weight().dims()[0];
+        let vocab = backbone.wte_weight().dims()[0];
         if vocab != base {
             return Err(format!(
-                "the backbone has {vocab} word embeddings but the tokenizer {base} words"
+                "the backbone has {vocab} word embeddings but the tokenizer {base} words \
+                 (a GGUF backbone needs `tokenizer: gguf` with the same file)"
             ));
         }
         let frozen = self.freeze.unwrap_or(pretrained);
-        Ok((gpt2.frozen(frozen), frozen))
+        Ok(BuiltBackbone {
+            backbone: backbone.frozen(frozen),
+            frozen,
+            file: (pretrained && frozen && llama.is_some()).then_some(path),
+            max_len: self.n_positions,
+            llama,
+        })
     }
+}
+
+/// Whether a backbone path names a GGUF file (by its extension).
+fn is_gguf(backbone: &str) -> bool {
+    Path::new(backbone)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+}
+
+/// A backbone ready for training, with what the outputs record of it.
+pub struct BuiltBackbone {
+    pub backbone: Backbone,
+    pub frozen: bool,
+    /// A frozen pretrained file to store beside the checkpoint instead of its weights.
+    pub file: Option<PathBuf>,
+    /// The longest sequence: `n_positions`, at most the backbone's own.
+    pub max_len: usize,
+    /// The shape of a Llama backbone.
+    pub llama: Option<LlamaConfig>,
 }
 
 /// Documents of a corpus as sequences that fit the backbone.
@@ -262,11 +321,12 @@ impl StageKind for Pretrain {
         let seed = ctx.instance.seed.as_u64().unwrap_or(0);
         crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
-        let (backbone, frozen) = p
+        let built = p
             .backbone
             .build(base, seed, ctx.workdir, &device)
             .map_err(fail)?;
-        let max_len = backbone.n_positions();
+        let (backbone, frozen) = (built.backbone, built.frozen);
+        let max_len = built.max_len.min(backbone.n_positions());
         let mut model = Cllm4Rec::new(backbone, users, items, seed, &device);
         let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
         let collab_docs = seqs(&files::corpus(tok, "collab.tok").map_err(fail)?, max_len);
@@ -347,21 +407,32 @@ impl StageKind for Pretrain {
             history.push(stats);
         }
         let cfg = model.backbone.wte_weight().dims();
+        let (n_layer, n_head) = model.backbone.shape();
         let info = ModelInfo {
             model: "cllm4rec".into(),
             stage: "pretrain".into(),
             vocab_size: cfg[0],
             n_positions: max_len,
             n_embd: cfg[1],
-            n_layer: model.backbone.h.len(),
-            n_head: model.backbone.h.first().map(|b| b.attn.n_head).unwrap_or(1),
+            n_layer,
+            n_head,
             users,
             items,
             frozen,
             backbone: p.backbone.backbone.clone(),
             best_epoch: None,
+            arch: model.backbone.arch().into(),
+            backbone_file: built.file.as_ref().map(|_| "backbone.gguf".into()),
+            llama: built.llama.clone(),
         };
-        files::write(ctx.out, &model, &info, &json!(history)).map_err(fail)
+        files::write(
+            ctx.out,
+            &model,
+            &info,
+            &json!(history),
+            built.file.as_deref(),
+        )
+        .map_err(fail)
     }
 }
 

@@ -20,6 +20,10 @@ use crate::text::{self, Tokenizer};
 pub struct TokenizeParams {
     #[serde(default = "gpt2")]
     pub tokenizer: String,
+    /// With `tokenizer: gguf`: the GGUF model file whose vocabulary to use, relative to the
+    /// pipeline file (hashed into the key like a dep).
+    #[serde(default)]
+    pub tokenizer_file: Option<String>,
     #[serde(default = "collab")]
     pub collab_prompt: String,
     #[serde(default = "review")]
@@ -65,6 +69,21 @@ fn max_text_tokens() -> usize {
 
 pub struct Tokenize;
 
+impl TokenizeParams {
+    /// The tokenizer, a GGUF file's read from under `workdir`: (param name, message).
+    fn tokenizer(&self, workdir: &Path) -> Result<Box<dyn Tokenizer>, (String, String)> {
+        let file = self.tokenizer_file.as_ref().map(|f| workdir.join(f));
+        text::load(&self.tokenizer, file.as_deref()).map_err(|m| {
+            let at = if self.tokenizer_file.is_some() {
+                "tokenizer_file"
+            } else {
+                "tokenizer"
+            };
+            (at.to_owned(), m)
+        })
+    }
+}
+
 struct Templates {
     collab: Template,
     review: Template,
@@ -103,8 +122,23 @@ impl StageKind for Tokenize {
 
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: TokenizeParams = params_of(inst)?;
-        let tok = text::by_name(&p.tokenizer).map_err(|m| ("tokenizer".to_owned(), m))?;
-        templates(&p, tok.as_ref())?;
+        match (p.tokenizer.as_str(), &p.tokenizer_file) {
+            // read and checked with the files, below
+            ("gguf", Some(_)) => {}
+            (_, Some(_)) => {
+                return Err((
+                    "tokenizer_file".into(),
+                    format!(
+                        "`tokenizer_file` is only for `tokenizer: gguf`, not `{}`",
+                        p.tokenizer
+                    ),
+                ))
+            }
+            (name, None) => {
+                let tok = text::by_name(name).map_err(|m| ("tokenizer".to_owned(), m))?;
+                templates(&p, tok.as_ref())?;
+            }
+        }
         if inst.inputs.len() != 1 || inst.inputs[0].gather {
             return Err((
                 "needs".into(),
@@ -114,9 +148,30 @@ impl StageKind for Tokenize {
         Ok(())
     }
 
+    fn check_files(&self, inst: &Instance, workdir: &Path) -> Result<(), (String, String)> {
+        let p: TokenizeParams = params_of(inst)?;
+        if p.tokenizer_file.is_some() {
+            let tok = p.tokenizer(workdir)?;
+            templates(&p, tok.as_ref())?;
+        }
+        Ok(())
+    }
+
+    fn implicit_deps(&self, inst: &Instance) -> Vec<(String, String)> {
+        match params_of::<TokenizeParams>(inst) {
+            Ok(TokenizeParams {
+                tokenizer_file: Some(f),
+                ..
+            }) => vec![("tokenizer_file".into(), f)],
+            _ => Vec::new(),
+        }
+    }
+
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
         let p: TokenizeParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
-        let tok = text::by_name(&p.tokenizer).map_err(StageError::Failed)?;
+        let tok = p
+            .tokenizer(ctx.workdir)
+            .map_err(|(_, m)| StageError::Failed(m))?;
         let t = templates(&p, tok.as_ref()).map_err(|(_, m)| StageError::Failed(m))?;
         let input = ctx
             .inputs

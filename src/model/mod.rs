@@ -1,9 +1,12 @@
 //! The model: the compute backend and the GPT-2 backbone that CLLM4Rec extends with user and
 //! item tokens.
 
+pub mod backbone;
 pub mod backend;
 pub mod baselines;
 pub mod cllm4rec;
 pub mod gpt2;
+pub mod llama;
 
 pub use gpt2::{Gpt2, Gpt2Config, Gpt2Error};
+pub use llama::{Llama, LlamaConfig, LlamaError};

@@ -133,14 +133,16 @@ pub fn expand(
                 });
             }
             let kind = kinds.get(&def.kind).expect("known kind");
-            kind.check_instance(&inst).map_err(|(at, msg)| {
-                let (s, p) = def
-                    .param_origin
-                    .get(&at)
-                    .cloned()
-                    .unwrap_or((src.clone(), format!("{}.params", def.path)));
-                Box::new(s.at_value(&p, format!("{}: {msg}", inst.label)))
-            })?;
+            kind.check_instance(&inst)
+                .and_then(|()| kind.check_files(&inst, &dir))
+                .map_err(|(at, msg)| {
+                    let (s, p) = def
+                        .param_origin
+                        .get(&at)
+                        .cloned()
+                        .unwrap_or((src.clone(), format!("{}.params", def.path)));
+                    Box::new(s.at_value(&p, format!("{}: {msg}", inst.label)))
+                })?;
             for (param, rel) in kind.implicit_deps(&inst) {
                 let (origin, yaml_path) = def
                     .param_origin

@@ -4,6 +4,10 @@
 pub mod binfmt;
 pub mod docs;
 pub mod gpt2;
+// Byte-level BPE of GGUF vocabularies (issue 7).
+pub mod bpe;
+pub mod gguf_vocab;
+pub mod pretok;
 
 /// A base tokenizer. User and item tokens are appended after its vocabulary by `docs`, so
 /// they are never split into sub-tokens.
@@ -24,8 +28,23 @@ pub trait Tokenizer: Send + Sync {
 pub fn by_name(name: &str) -> Result<Box<dyn Tokenizer>, String> {
     match name {
         "gpt2" | "gpt2-r50k_base" => Ok(Box::new(gpt2::Gpt2::new())),
+        "gguf" => Err(
+            "`tokenizer: gguf` needs `tokenizer_file`, the GGUF file whose vocabulary to use"
+                .into(),
+        ),
         other => Err(format!(
-            "unknown tokenizer `{other}`: this build has `gpt2`"
+            "unknown tokenizer `{other}`: this build has `gpt2` and `gguf` (with `tokenizer_file`)"
+        )),
+    }
+}
+
+/// The tokenizer of a GGUF model file (`tokenizer: gguf`), or one by name.
+pub fn load(name: &str, gguf_file: Option<&std::path::Path>) -> Result<Box<dyn Tokenizer>, String> {
+    match (name, gguf_file) {
+        ("gguf", Some(f)) => Ok(Box::new(gguf_vocab::from_gguf(f)?)),
+        (_, None) => by_name(name),
+        (_, Some(_)) => Err(format!(
+            "`tokenizer_file` is only for `tokenizer: gguf`, not `{name}`"
         )),
     }
 }

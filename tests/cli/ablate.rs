@@ -244,7 +244,7 @@ fn ready_sweeps_and_pipelines_plan() {
     let e = Env::new();
     for (file, instances) in [
         ("sweeps/lambda.yaml", 18),
-        ("sweeps/backbone.yaml", 12),
+        ("sweeps/backbone-size.yaml", 12),
         ("pipelines/ablations.yaml", 21),
     ] {
         let path = root.join(file);
@@ -253,6 +253,17 @@ fn ready_sweeps_and_pipelines_plan() {
             r.stdout()
                 .contains(&format!("{instances} instances: 0 cached")),
             "{file}: {}",
+            r.stdout()
+        );
+    }
+    // the pretrained-vs-scratch sweep needs the SmolLM2 file (its tokenizer is checked at load)
+    if let Some(gguf) = crate::common_smollm2::smollm2_gguf() {
+        let path = root.join("sweeps/backbone.yaml");
+        let set = format!("params.smollm2={}", gguf.display());
+        let r = e.run(&["plan", path.to_str().unwrap(), "--set", &set]).ok();
+        assert!(
+            r.stdout().contains("13 instances: 0 cached"),
+            "{}",
             r.stdout()
         );
     }

@@ -1,6 +1,8 @@
 //! Integration tests: the real binary on scratch pipelines. One test binary, so the crate
 //! links once.
 
+#[path = "../common/smollm2.rs"]
+mod common_smollm2;
 mod support;
 
 mod ablate;
@@ -15,7 +17,9 @@ mod errors;
 mod eval;
 mod faults;
 mod fuzz;
+mod gguf_tokenizer;
 mod kill_loop;
+mod llama_backbone;
 mod model;
 mod races;
 mod sandbox;

@@ -1,6 +1,11 @@
 //! Checkpoints: every float parameter of a module, named by its path in the module tree
 //! (`backbone.h.0.attn.c_attn.weight`, `collab_items`), in one safetensors file. Names and
 //! bytes depend only on the weights, so the same weights give byte-identical files.
+//!
+//! An enum module (the [`Backbone`](crate::model::backbone::Backbone)) adds no path segment:
+//! its variant name is left out, so a GPT-2 backbone's parameters are `backbone.wte.weight`
+//! whichever enum holds it. A prefix can be left out of a file (a frozen backbone that is
+//! stored beside the checkpoint in its original form).
 
 use std::collections::BTreeMap;
 
@@ -8,19 +13,57 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData};
 use safetensors::tensor::{Dtype, TensorView};
 
-struct Collect {
-    path: Vec<String>,
+/// Parameter paths of a module tree as it is walked: enum variants add no segment.
+#[derive(Default)]
+struct ParamPath {
+    segments: Vec<String>,
+    pushed: Vec<bool>,
+}
+
+impl ParamPath {
+    fn enter(&mut self, name: &str, container_type: &str) {
+        let variant = container_type.starts_with("Enum:");
+        if !variant {
+            self.segments.push(name.to_owned());
+        }
+        self.pushed.push(!variant);
+    }
+    fn exit(&mut self) {
+        if self.pushed.pop() == Some(true) {
+            self.segments.pop();
+        }
+    }
+    fn name(&self) -> String {
+        self.segments.join(".")
+    }
+}
+
+/// Whether `name` lies under the module path `prefix` (`backbone` covers `backbone.wte.weight`).
+fn under(name: &str, prefix: Option<&str>) -> bool {
+    prefix.is_some_and(|p| {
+        name.strip_prefix(p)
+            .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+struct Collect<'a> {
+    path: ParamPath,
+    skip: Option<&'a str>,
     out: BTreeMap<String, (Vec<usize>, Vec<u8>)>,
 }
 
-impl ModuleVisitor for Collect {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_owned());
+impl ModuleVisitor for Collect<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
     fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
+        self.path.exit();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let name = self.path.name();
+        if under(&name, self.skip) {
+            return;
+        }
         let t = param.val();
         let shape = t.dims().to_vec();
         let values: Vec<f32> = t
@@ -29,14 +72,20 @@ impl ModuleVisitor for Collect {
             .try_to_vec::<f32>()
             .unwrap_or_default();
         let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.out.insert(self.path.join("."), (shape, bytes));
+        self.out.insert(name, (shape, bytes));
     }
 }
 
 /// Every float parameter of `m` as safetensors bytes.
 pub fn to_bytes<M: Module>(m: &M) -> Result<Vec<u8>, String> {
+    to_bytes_except(m, None)
+}
+
+/// Every float parameter of `m` except those under the module path `skip`.
+pub fn to_bytes_except<M: Module>(m: &M, skip: Option<&str>) -> Result<Vec<u8>, String> {
     let mut c = Collect {
-        path: Vec::new(),
+        path: ParamPath::default(),
+        skip,
         out: BTreeMap::new(),
     };
     m.visit(&mut c);
@@ -53,21 +102,25 @@ pub fn to_bytes<M: Module>(m: &M) -> Result<Vec<u8>, String> {
 }
 
 struct Assign<'a> {
-    path: Vec<String>,
+    path: ParamPath,
+    skip: Option<&'a str>,
     file: &'a safetensors::SafeTensors<'a>,
     error: Option<String>,
     used: usize,
 }
 
 impl ModuleMapper for Assign<'_> {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_owned());
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
     }
     fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
+        self.path.exit();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let name = self.path.join(".");
+        let name = self.path.name();
+        if under(&name, self.skip) {
+            return param;
+        }
         let view = match self.file.tensor(&name) {
             Ok(v) => v,
             Err(_) => {
@@ -104,10 +157,17 @@ impl ModuleMapper for Assign<'_> {
 /// Load every float parameter of `m` from safetensors bytes; every parameter must be there
 /// with its shape, and every tensor of the file must be used.
 pub fn from_bytes<M: Module>(m: M, bytes: &[u8]) -> Result<M, String> {
+    from_bytes_except(m, bytes, None)
+}
+
+/// [`from_bytes`] for a file written by [`to_bytes_except`] with the same `skip`: the
+/// parameters under it keep their values.
+pub fn from_bytes_except<M: Module>(m: M, bytes: &[u8], skip: Option<&str>) -> Result<M, String> {
     let file = safetensors::SafeTensors::deserialize(bytes)
         .map_err(|e| format!("not a safetensors file: {e}"))?;
     let mut a = Assign {
-        path: Vec::new(),
+        path: ParamPath::default(),
+        skip,
         file: &file,
         error: None,
         used: 0,

@@ -1,14 +1,18 @@
 //! What the pretrain and finetune stages write, and how later stages read it back:
-//! `checkpoint.safetensors` (every parameter, backbone included), `model.json` (shapes and
-//! provenance), `history.json` (per-epoch statistics).
+//! `checkpoint.safetensors` (every parameter, the backbone's included unless it is a frozen
+//! pretrained file kept as `backbone.gguf` beside it), `model.json` (shapes and provenance),
+//! `history.json` (per-epoch statistics).
 
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::gguf::Gguf;
+use crate::model::backbone::Backbone;
 use crate::model::cllm4rec::{checkpoint, Cllm4Rec};
 use crate::model::gpt2::Gpt2Config;
+use crate::model::llama::{Llama, LlamaConfig};
 use crate::text::binfmt::Corpus;
 use burn::tensor::Device;
 
@@ -33,6 +37,30 @@ pub struct ModelInfo {
     /// Finetuning only: the kept epoch (0: the pretrained model itself).
     #[serde(default)]
     pub best_epoch: Option<usize>,
+    /// The backbone's architecture: `gpt2` (left out of model.json) or `llama`.
+    #[serde(default = "gpt2", skip_serializing_if = "is_gpt2")]
+    pub arch: String,
+    /// A frozen pretrained backbone stored as this file of the output folder, unchanged from
+    /// its source (`backbone.gguf`); its parameters are then left out of the checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backbone_file: Option<String>,
+    /// The Llama backbone's shape (`arch: llama` only; `max_position_embeddings` is the
+    /// sequence cap the stage used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llama: Option<LlamaConfig>,
+}
+
+fn gpt2() -> String {
+    "gpt2".into()
+}
+
+fn is_gpt2(arch: &str) -> bool {
+    arch == "gpt2"
+}
+
+/// The module path of the backbone in the checkpoint, left out when it is stored as a file.
+fn skipped(info: &ModelInfo) -> Option<&'static str> {
+    info.backbone_file.as_ref().map(|_| "backbone")
 }
 
 impl ModelInfo {
@@ -47,8 +75,24 @@ impl ModelInfo {
     }
 }
 
-pub fn write(dir: &Path, model: &Cllm4Rec, info: &ModelInfo, history: &Json) -> Result<(), String> {
-    let bytes = checkpoint::to_bytes(model)?;
+/// Writes a CLLM4Rec stage's output; `backbone_src` is the file to store as
+/// `info.backbone_file` (the source GGUF, or the upstream stage's copy).
+pub fn write(
+    dir: &Path,
+    model: &Cllm4Rec,
+    info: &ModelInfo,
+    history: &Json,
+    backbone_src: Option<&Path>,
+) -> Result<(), String> {
+    match (&info.backbone_file, backbone_src) {
+        (Some(name), Some(src)) => {
+            std::fs::copy(src, dir.join(name))
+                .map_err(|e| format!("cannot copy the backbone {}: {e}", src.display()))?;
+        }
+        (None, None) => {}
+        _ => return Err("the backbone file and its source must be given together".into()),
+    }
+    let bytes = checkpoint::to_bytes_except(model, skipped(info))?;
     std::fs::write(dir.join("checkpoint.safetensors"), bytes)
         .map_err(|e| format!("cannot write the checkpoint: {e}"))?;
     write_json(
@@ -74,11 +118,42 @@ pub fn read(dir: &Path, device: &Device) -> Result<(Cllm4Rec, ModelInfo), String
             .map_err(|e| format!("{}: {e}", dir.display()))?,
     )
     .map_err(|e| format!("model.json: {e}"))?;
-    let backbone = info.gpt2_config().init(0, device).frozen(info.frozen);
+    let backbone = match (info.arch.as_str(), &info.backbone_file) {
+        ("gpt2", None) => Backbone::Gpt2(info.gpt2_config().init(0, device)),
+        ("llama", file) => {
+            let config = info
+                .llama
+                .as_ref()
+                .ok_or("model.json: a `llama` backbone without its `llama` shape")?;
+            config.check().map_err(|e| format!("model.json: {e}"))?;
+            match file {
+                // a frozen pretrained backbone, kept in its original file
+                Some(f) => {
+                    let path = dir.join(f);
+                    let gguf = Gguf::open(&path).map_err(|e| e.to_string())?;
+                    Backbone::Llama(
+                        Llama::from_gguf_file(config, &gguf, device)
+                            .map_err(|e| format!("{}: {e}", path.display()))?,
+                    )
+                }
+                // its weights are in the checkpoint
+                None => Backbone::Llama(config.init(0, device)),
+            }
+        }
+        (arch, file) => {
+            return Err(format!(
+                "model.json: a `{arch}` backbone{} cannot be read by this build",
+                file.as_ref()
+                    .map(|f| format!(" stored as `{f}`"))
+                    .unwrap_or_default()
+            ))
+        }
+    }
+    .frozen(info.frozen);
     let model = Cllm4Rec::new(backbone, info.users, info.items, 0, device);
     let bytes = std::fs::read(dir.join("checkpoint.safetensors"))
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let model = checkpoint::from_bytes(model, &bytes)
+    let model = checkpoint::from_bytes_except(model, &bytes, skipped(&info))
         .map_err(|e| format!("{}: {e}", dir.join("checkpoint.safetensors").display()))?;
     Ok((model, info))
 }

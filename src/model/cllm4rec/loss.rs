@@ -153,11 +153,13 @@ pub fn content(
     let pos = ints(b.pred_pos.clone(), device);
     let (head, targets): (Tensor<2>, Vec<i64>) = match vocab {
         ContentVocab::Full => (
-            m.backbone.wte_weight(),
+            m.backbone.word_head_weight(),
             b.targets.iter().map(|&t| t as i64).collect(),
         ),
         ContentVocab::Corpus(ids, index) => (
-            m.backbone.wte_weight().select(0, ints(ids.clone(), device)),
+            m.backbone
+                .word_head_weight()
+                .select(0, ints(ids.clone(), device)),
             b.targets
                 .iter()
                 .map(|t| index.get(t).copied().unwrap_or(0))

@@ -17,7 +17,7 @@ use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::data::rng::Rng;
-use crate::model::gpt2::Gpt2;
+use crate::model::backbone::Backbone;
 use batch::Batch;
 
 /// Which user/item tables a forward pass uses.
@@ -29,7 +29,7 @@ pub enum Side {
 
 #[derive(Module, Debug)]
 pub struct Cllm4Rec {
-    pub backbone: Gpt2,
+    pub backbone: Backbone,
     /// [users, d]
     pub collab_users: Param<Tensor<2>>,
     /// [items, d]; also the collaborative LLM's output head
@@ -64,7 +64,13 @@ fn table(rng: &mut Rng, rows: usize, d: usize, device: &Device) -> Param<Tensor<
 
 impl Cllm4Rec {
     /// Fresh user/item tables, N(0, 0.02), around `backbone`.
-    pub fn new(backbone: Gpt2, users: usize, items: usize, seed: u64, device: &Device) -> Cllm4Rec {
+    pub fn new(
+        backbone: Backbone,
+        users: usize,
+        items: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Cllm4Rec {
         let d = backbone.wte_weight().dims()[1];
         let mut rng = Rng::new(seed ^ 0x636c_6c6d_3472_6563);
         Cllm4Rec {

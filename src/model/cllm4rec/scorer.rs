@@ -21,6 +21,9 @@ pub struct Cllm4RecScorer {
     /// The recommendation prompt of each user, if the user has one.
     prompts: Vec<Option<Seq>>,
     items: usize,
+    /// The longest prompt the model was trained with (model.json's `n_positions`): longer
+    /// prompts keep their most recent items.
+    max_len: usize,
     device: Device,
 }
 
@@ -43,6 +46,7 @@ impl Cllm4RecScorer {
             model: None,
             prompts,
             items,
+            max_len: usize::MAX,
             device: infer_device(),
         })
     }
@@ -61,6 +65,7 @@ impl Cllm4RecScorer {
             ));
         }
         s.model = Some(model);
+        s.max_len = info.n_positions;
         Ok(s)
     }
 
@@ -70,12 +75,17 @@ impl Cllm4RecScorer {
         self.model = Some(model);
     }
 
-    /// (user, prompt) of every user with a prompt.
+    /// Prompts longer than `max_len` tokens keep their most recent items from now on.
+    pub fn set_max_len(&mut self, max_len: usize) {
+        self.max_len = max_len;
+    }
+
+    /// (user, prompt) of every user with a prompt, fitted to the longest prompt.
     pub fn prompt_seqs(&self) -> Vec<(u32, Seq)> {
         self.prompts
             .iter()
             .enumerate()
-            .filter_map(|(u, p)| p.clone().map(|p| (u as u32, p)))
+            .filter_map(|(u, p)| p.clone().map(|p| (u as u32, fit(p, self.max_len))))
             .collect()
     }
 }
@@ -87,7 +97,7 @@ impl Scorer for Cllm4RecScorer {
 
     fn score(&mut self, users: &[u32], _: &EvalSplit) -> Result<Vec<Vec<f32>>, String> {
         let model = self.model.as_ref().ok_or("no model loaded")?;
-        let max_len = model.backbone.n_positions();
+        let max_len = self.max_len.min(model.backbone.n_positions());
         let with: Vec<(usize, Seq)> = users
             .iter()
             .enumerate()
