@@ -74,12 +74,16 @@ pub fn instance_key(
             })?;
         deps.insert(d.rel.clone(), h);
     }
+    let mut spec = inst.spec.clone();
+    if let (true, Some(backend)) = (kind.computes_on_backend(), crate::model::backend::KEY) {
+        spec.insert("backend".into(), backend.into());
+    }
     let key = CacheKey {
         format: KEY_FORMAT,
         kind: inst.kind.clone(),
         kind_version: kind.version(),
         params: inst.params.clone(),
-        spec: inst.spec.clone(),
+        spec,
         shared: inst.shared.clone(),
         matrix: inst.point.clone(),
         seed: inst.seed.clone(),

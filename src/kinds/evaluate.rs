@@ -47,6 +47,10 @@ impl StageKind for Evaluate {
         1
     }
 
+    fn computes_on_backend(&self) -> bool {
+        true
+    }
+
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: EvaluateParams = params_of(inst)?;
         if p.split != "test" && p.split != "valid" {

@@ -146,6 +146,10 @@ impl StageKind for Finetune {
         1
     }
 
+    fn computes_on_backend(&self) -> bool {
+        true
+    }
+
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: FinetuneParams = params_of(inst)?;
         if p.targets != "masked" && p.targets != "all" {

@@ -74,6 +74,10 @@ impl StageKind for LightGcnKind {
         1
     }
 
+    fn computes_on_backend(&self) -> bool {
+        true
+    }
+
     fn check_instance(&self, inst: &crate::pipeline::Instance) -> Result<(), (String, String)> {
         let p: LightGcnParams = params_of(inst)?;
         for (name, v) in [

@@ -93,6 +93,12 @@ pub trait StageKind: Send + Sync {
     fn bit_exact(&self) -> bool {
         true
     }
+    /// Whether the stage computes on the model backend (`src/model/backend.rs`): then a build
+    /// with another backend than the default has it in the key, so a libtorch build never
+    /// reuses an ndarray result (they differ in the last bits) nor the other way round.
+    fn computes_on_backend(&self) -> bool {
+        false
+    }
 }
 
 /// An instance's resolved params (the seed is `Instance::seed`) as a kind's typed params struct; an error names the

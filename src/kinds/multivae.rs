@@ -102,6 +102,10 @@ impl StageKind for MultiVaeKind {
         1
     }
 
+    fn computes_on_backend(&self) -> bool {
+        true
+    }
+
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: MultiVaeParams = params_of(inst)?;
         for (name, v) in [

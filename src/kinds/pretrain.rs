@@ -265,6 +265,10 @@ impl StageKind for Pretrain {
         1
     }
 
+    fn computes_on_backend(&self) -> bool {
+        true
+    }
+
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: PretrainParams = params_of(inst)?;
         p.backbone.check()?;

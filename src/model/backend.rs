@@ -31,6 +31,16 @@ pub const BACKEND: &str = if cfg!(feature = "tch") {
     "ndarray (CPU)"
 };
 
+/// The backend as cache keys of model stages name it: none for the default (ndarray), so its
+/// keys do not depend on the feature's existence; `tch` or `cuda` otherwise.
+pub const KEY: Option<&str> = if cfg!(feature = "tch") {
+    Some("tch")
+} else if cfg!(feature = "cuda") {
+    Some("cuda")
+} else {
+    None
+};
+
 /// The device for inference (no autodiff).
 #[cfg(not(any(feature = "tch", feature = "cuda")))]
 #[allow(deprecated)] // burn 0.22 deprecates ndarray; see the module comment
