@@ -110,7 +110,12 @@ fn next_token_logits_match_transformers() {
     for prompt in &reference().prompts {
         let n = prompt.input_ids.len();
         let start = Instant::now();
-        let logits = &last_logits(&model, &[prompt.input_ids.clone()], None, &[n - 1])[0];
+        let logits = &last_logits(
+            &model,
+            std::slice::from_ref(&prompt.input_ids),
+            None,
+            &[n - 1],
+        )[0];
         let elapsed = start.elapsed();
         let first16 = max_error(logits[..16].iter().copied(), &prompt.last_logits_first16);
         let top = max_error(
@@ -159,7 +164,12 @@ fn greedy_decoding_continues_the_capital_of_france_with_paris_and_padding_change
     assert_eq!(france.greedy_next_token, " Paris");
     let paris = france.last_top10_ids[0];
     let n = france.input_ids.len();
-    let logits = &last_logits(&model, &[france.input_ids.clone()], None, &[n - 1])[0];
+    let logits = &last_logits(
+        &model,
+        std::slice::from_ref(&france.input_ids),
+        None,
+        &[n - 1],
+    )[0];
     assert_eq!(top10(logits)[0], paris, "greedy continuation");
 
     // Both prompts in one right-padded batch give the same last logits as alone.

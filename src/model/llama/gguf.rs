@@ -74,7 +74,7 @@ impl LlamaConfig {
         let vocab = match optional("llama.vocab_size")? {
             Some(v) => v,
             None => match file.tensor("token_embd.weight") {
-                Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
+                Some(t) if t.dims.len() == 2 => t.dims[1],
                 _ => {
                     return Err(LlamaError::Missing {
                         path: path.into(),
