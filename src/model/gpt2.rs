@@ -142,7 +142,7 @@ impl Gpt2 {
     /// Builds the module tree, asking `source` for each parameter in a fixed order.
     fn build(
         config: &Gpt2Config,
-        source: &mut dyn ParamSource,
+        source: &mut dyn ParamSource<Gpt2Error>,
         device: &Device,
     ) -> Result<Gpt2, Gpt2Error> {
         let (d, std) = (config.n_embd, config.initializer_range);

@@ -204,7 +204,7 @@ impl Llama {
     /// Builds the module tree, asking `source` for each parameter in a fixed order.
     fn build(
         config: &LlamaConfig,
-        source: &mut dyn ParamSource,
+        source: &mut dyn ParamSource<LlamaError>,
         device: &Device,
     ) -> Result<Llama, LlamaError> {
         let (d, std) = (config.hidden_size, config.initializer_range);

@@ -7,6 +7,7 @@ pub mod baselines;
 pub mod cllm4rec;
 pub mod gpt2;
 pub mod llama;
+mod params;
 
 pub use gpt2::{Gpt2, Gpt2Config, Gpt2Error};
 pub use llama::{Llama, LlamaConfig, LlamaError};

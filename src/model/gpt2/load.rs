@@ -233,7 +233,7 @@ fn skipped(name: &str) -> bool {
             })
 }
 
-impl ParamSource for Checkpoint<'_> {
+impl ParamSource<Gpt2Error> for Checkpoint<'_> {
     fn take(&mut self, name: &str, shape: &[usize], _init: Init) -> Result<Vec<f32>, Gpt2Error> {
         let path = || self.path.clone();
         let Some(raw) = self.keys.get(name) else {

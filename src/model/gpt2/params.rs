@@ -1,79 +1,15 @@
-//! Where parameter values come from while a [`Gpt2`](super::Gpt2) is built: a seeded random
-//! initialisation or a checkpoint. The model's constructors ask a [`ParamSource`] for every
-//! tensor by its checkpoint name (`h.0.attn.c_attn.weight`), so both paths share one list of
-//! names and shapes: the module tree itself.
+//! GPT-2's side of the shared parameter builder ([`crate::model::params`]): its error type and
+//! the Hugging Face `Conv1D` layer.
 
-use burn::module::Param;
-use burn::nn::{Embedding, Linear};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::nn::Linear;
 
 use super::Gpt2Error;
-use crate::data::rng::Rng;
+pub(crate) use crate::model::params::{Init, ParamSource, RandomInit};
 
-/// How Hugging Face initialises a parameter (`GPT2PreTrainedModel._init_weights`); a
-/// checkpoint source ignores it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Init {
-    /// Normal with mean 0 and this standard deviation.
-    Normal(f64),
-    /// All zeros (biases, layer-norm shifts).
-    Zeros,
-    /// All ones (layer-norm scales).
-    Ones,
-}
+/// The shared builder with GPT-2's error type.
+pub(crate) type Builder<'a> = crate::model::params::Builder<'a, Gpt2Error>;
 
-/// A supplier of parameter values, asked once per parameter in a fixed order.
-pub(crate) trait ParamSource {
-    /// The values of parameter `name` (checkpoint naming, without `transformer.`), row-major,
-    /// `shape.iter().product()` of them.
-    fn take(&mut self, name: &str, shape: &[usize], init: Init) -> Result<Vec<f32>, Gpt2Error>;
-}
-
-/// Builds parameters on one device from a [`ParamSource`], tracking the name prefix of the
-/// module being built.
-pub(crate) struct Builder<'a> {
-    source: &'a mut dyn ParamSource,
-    device: &'a Device,
-    prefix: String,
-}
-
-impl<'a> Builder<'a> {
-    pub(crate) fn new(source: &'a mut dyn ParamSource, device: &'a Device) -> Builder<'a> {
-        Builder {
-            source,
-            device,
-            prefix: String::new(),
-        }
-    }
-
-    /// Runs `f` with `name.` appended to the prefix (`h` then `0` gives `h.0.`).
-    pub(crate) fn scope<T>(
-        &mut self,
-        name: &str,
-        f: impl FnOnce(&mut Builder<'a>) -> Result<T, Gpt2Error>,
-    ) -> Result<T, Gpt2Error> {
-        let len = self.prefix.len();
-        self.prefix.push_str(name);
-        self.prefix.push('.');
-        let out = f(self);
-        self.prefix.truncate(len);
-        out
-    }
-
-    /// A parameter of any rank.
-    pub(crate) fn param<const D: usize>(
-        &mut self,
-        name: &str,
-        shape: [usize; D],
-        init: Init,
-    ) -> Result<Param<Tensor<D>>, Gpt2Error> {
-        let full = format!("{}{name}", self.prefix);
-        let values = self.source.take(&full, &shape, init)?;
-        debug_assert_eq!(values.len(), shape.iter().product::<usize>(), "{full}");
-        let tensor = Tensor::<D>::from_data(TensorData::new(values, shape), self.device);
-        Ok(Param::from_tensor(tensor))
-    }
-
+impl Builder<'_> {
     /// A Hugging Face `Conv1D` (`name.weight` [d_in, d_out], `name.bias` [d_out]) as a burn
     /// [`Linear`]. Both store the weight [in, out] (`y = x W + b`), so no transpose is needed;
     /// an `nn.Linear` checkpoint weight ([out, in]) would need one.
@@ -89,64 +25,6 @@ impl<'a> Builder<'a> {
                 weight: b.param("weight", [d_in, d_out], Init::Normal(weight_std))?,
                 bias: Some(b.param("bias", [d_out], Init::Zeros)?),
             })
-        })
-    }
-
-    /// An embedding table `name.weight` [n, d].
-    pub(crate) fn embedding(
-        &mut self,
-        name: &str,
-        n: usize,
-        d: usize,
-        std: f64,
-    ) -> Result<Embedding, Gpt2Error> {
-        self.scope(name, |b| {
-            Ok(Embedding {
-                weight: b.param("weight", [n, d], Init::Normal(std))?,
-            })
-        })
-    }
-}
-
-/// Deterministic random initialisation: the same seed gives bit-identical weights on every
-/// machine and backend, because the values are drawn here (xoshiro256** from
-/// [`crate::data::rng`], Box-Muller normals), in the fixed order the model asks for them, and
-/// not by the backend's global RNG.
-pub(crate) struct RandomInit {
-    rng: Rng,
-}
-
-impl RandomInit {
-    pub(crate) fn new(seed: u64) -> RandomInit {
-        RandomInit {
-            rng: Rng::new(seed),
-        }
-    }
-
-    /// Uniform in (0, 1]: 53 random bits, never 0 (so that `ln` is finite).
-    fn unit(&mut self) -> f64 {
-        ((self.rng.next_u64() >> 11) + 1) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-}
-
-impl ParamSource for RandomInit {
-    fn take(&mut self, _name: &str, shape: &[usize], init: Init) -> Result<Vec<f32>, Gpt2Error> {
-        let n = shape.iter().product::<usize>();
-        Ok(match init {
-            Init::Zeros => vec![0.0; n],
-            Init::Ones => vec![1.0; n],
-            Init::Normal(std) => {
-                let mut out = Vec::with_capacity(n + 1);
-                while out.len() < n {
-                    // Box-Muller: two independent standard normals from two uniforms.
-                    let r = (-2.0 * self.unit().ln()).sqrt();
-                    let theta = std::f64::consts::TAU * self.unit();
-                    out.push((std * r * theta.cos()) as f32);
-                    out.push((std * r * theta.sin()) as f32);
-                }
-                out.truncate(n);
-                out
-            }
         })
     }
 }

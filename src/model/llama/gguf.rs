@@ -250,7 +250,7 @@ impl GgufSource<'_> {
     }
 }
 
-impl ParamSource for GgufSource<'_> {
+impl ParamSource<LlamaError> for GgufSource<'_> {
     fn take(&mut self, name: &str, shape: &[usize], _init: Init) -> Result<Vec<f32>, LlamaError> {
         let Some(key) = gguf_name(name) else {
             unreachable!("the model asks for `{name}`, which the GGUF table does not name");

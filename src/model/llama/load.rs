@@ -290,7 +290,7 @@ impl<'a> Checkpoint<'a> {
     }
 }
 
-impl ParamSource for Checkpoint<'_> {
+impl ParamSource<LlamaError> for Checkpoint<'_> {
     fn take(&mut self, name: &str, shape: &[usize], _init: Init) -> Result<Vec<f32>, LlamaError> {
         let Some(raw) = self.keys.get(name).cloned() else {
             return Err(LlamaError::Missing {
