@@ -67,6 +67,18 @@ pub fn env_name(stage: &str) -> String {
 /// tensors of hundreds of MiB per batch (the content LM's logits over the word vocabulary);
 /// glibc would map each one afresh and page-fault through it, which cost more system time
 /// than the arithmetic.
+/// The fused trainer (`model::fused`) splits its work across rayon's threads itself and calls
+/// matrixmultiply's sgemm inside them; matrixmultiply's own thread pool (on by default through
+/// burn's ndarray backend, which multiplies with OpenBLAS instead) would then contend with
+/// rayon for the same cores: 2.4 s against 2.0 s for the pretrain benchmark's epoch. The pool
+/// reads `MATMUL_NUM_THREADS` once, on first use; a value the user set is kept.
+pub fn single_threaded_matrixmultiply() {
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        // set_var is sound while no other thread reads the environment: called first in main.
+        std::env::set_var("MATMUL_NUM_THREADS", "1");
+    }
+}
+
 pub fn tune_allocator() {
     // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
     unsafe {

@@ -18,6 +18,7 @@ use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::loss::ContentVocab;
 use crate::model::cllm4rec::train::{epoch, LossFn};
 use crate::model::cllm4rec::{loss, Cllm4Rec};
+use crate::model::fused;
 use crate::model::gpt2::{Gpt2, Gpt2Config};
 use crate::model::llama::{Llama, LlamaConfig};
 use crate::pipeline::Instance;
@@ -75,6 +76,11 @@ pub struct PretrainParams {
     /// words of the content `corpus` only (much cheaper when the corpus is small).
     #[serde(default = "full")]
     pub content_vocab: String,
+    /// `auto`: a GPT-2 backbone on the default CPU backend trains with the fused CPU trainer
+    /// (`model::fused`, the same function written out by hand, several times faster); anything
+    /// else with the burn model. `burn`: always the burn model.
+    #[serde(default = "auto")]
+    pub engine: String,
 }
 
 fn random() -> String {
@@ -115,6 +121,9 @@ fn yes() -> bool {
 }
 fn full() -> String {
     "full".into()
+}
+fn auto() -> String {
+    "auto".into()
 }
 
 impl BackboneParams {
@@ -262,7 +271,9 @@ impl StageKind for Pretrain {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: GPT-2 backbones train with the fused CPU trainer (results differ from version 1's
+        // in the last bits)
+        2
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -279,6 +290,12 @@ impl StageKind for Pretrain {
                     "`content_vocab` is `full` or `corpus`, not `{}`",
                     p.content_vocab
                 ),
+            ));
+        }
+        if p.engine != "auto" && p.engine != "burn" {
+            return Err((
+                "engine".into(),
+                format!("`engine` is `auto` or `burn`, not `{}`", p.engine),
             ));
         }
         if p.item_order != "shuffle" && p.item_order != "fixed" {
@@ -367,11 +384,30 @@ impl StageKind for Pretrain {
             }
         }
         let mut progress = |s: &str| ctx.progress(s);
+        // the fused CPU trainer: GPT-2 on the default backend, unless `engine: burn`
+        let mut fused = (p.engine == "auto" && crate::model::backend::KEY.is_none())
+            .then(|| fused::Params::from_model(&model, !frozen))
+            .flatten()
+            .map(|params| (params, fused::Adam::new(1e-8)));
+        let _ = writeln!(
+            log,
+            "trainer: {}",
+            if fused.is_some() {
+                "fused CPU (model::fused)"
+            } else {
+                "burn model"
+            }
+        );
+        let corpus_vocab = match vocab {
+            ContentVocab::Full => None,
+            ContentVocab::Corpus(ids, index) => Some((ids.as_slice(), index)),
+        };
         for (phase, e) in phases {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
             }
-            let (docs, f): (Vec<Seq>, &LossFn<'_>) = if phase == "collab" {
+            let collab = phase == "collab";
+            let (docs, f): (Vec<Seq>, &LossFn<'_>) = if collab {
                 let mut docs = collab_docs.clone();
                 if p.item_order == "shuffle" {
                     for s in &mut docs {
@@ -390,25 +426,49 @@ impl StageKind for Pretrain {
                 .into_iter()
                 .map(|i| docs[i].clone())
                 .collect();
-            let (m, stats) = epoch(
-                model,
-                &mut optim,
-                &docs,
-                None,
-                p.batch_size,
-                p.lr,
-                (phase, e),
-                f,
-                &mut progress,
-            )
-            .map_err(|e| fail(e.to_string()))?;
-            model = m;
+            let stats = if let Some((params, adam)) = &mut fused {
+                let objective = if collab {
+                    fused::Objective::Collab
+                } else {
+                    fused::Objective::Content(corpus_vocab)
+                };
+                fused::epoch(
+                    params,
+                    adam,
+                    &docs,
+                    p.batch_size,
+                    p.lr,
+                    lambda,
+                    &objective,
+                    (phase, e),
+                    &mut progress,
+                )
+                .map_err(|e| fail(e.to_string()))?
+            } else {
+                let (m, stats) = epoch(
+                    model,
+                    &mut optim,
+                    &docs,
+                    None,
+                    p.batch_size,
+                    p.lr,
+                    (phase, e),
+                    f,
+                    &mut progress,
+                )
+                .map_err(|e| fail(e.to_string()))?;
+                model = m;
+                stats
+            };
             let _ = writeln!(
                 log,
                 "{phase} epoch {e}: loss {:.4} nll {:.4} ({} tokens in {:.1} s, {:.0} tokens/s)",
                 stats.loss, stats.nll, stats.tokens, stats.seconds, stats.tokens_per_s
             );
             history.push(stats);
+        }
+        if let Some((params, _)) = fused {
+            model = params.into_model(model, &device);
         }
         let cfg = model.backbone.wte_weight().dims();
         let (n_layer, n_head) = model.backbone.shape();
