@@ -23,6 +23,7 @@ use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::scorer::Cllm4RecScorer;
 use crate::model::cllm4rec::train::epoch;
 use crate::model::cllm4rec::{checkpoint, loss, Cllm4Rec};
+use crate::model::fused;
 use crate::pipeline::Instance;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +43,10 @@ pub struct FinetuneParams {
     pub targets: String,
     #[serde(default = "one")]
     pub lambda_c: f64,
+    /// `auto`: a GPT-2 backbone on the default CPU backend trains with the fused CPU trainer
+    /// (`model::fused`); anything else with the burn model. `burn`: always the burn model.
+    #[serde(default = "auto")]
+    pub engine: String,
 }
 
 fn ten() -> usize {
@@ -61,6 +66,9 @@ fn masked() -> String {
 }
 fn one() -> f64 {
     1.0
+}
+fn auto() -> String {
+    "auto".into()
 }
 
 pub struct Finetune;
@@ -143,7 +151,9 @@ impl StageKind for Finetune {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: GPT-2 backbones train with the fused CPU trainer (results differ from version 1's
+        // in the last bits)
+        2
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -152,6 +162,12 @@ impl StageKind for Finetune {
 
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: FinetuneParams = params_of(inst)?;
+        if p.engine != "auto" && p.engine != "burn" {
+            return Err((
+                "engine".into(),
+                format!("`engine` is `auto` or `burn`, not `{}`", p.engine),
+            ));
+        }
         if p.targets != "masked" && p.targets != "all" {
             return Err((
                 "targets".into(),
@@ -221,6 +237,20 @@ impl StageKind for Finetune {
         let mut history = vec![json!({"epoch": 0, "valid": first})];
         let _ = writeln!(log, "epoch 0 (pretrained): valid {first}");
         let mut progress = |s: &str| ctx.progress(s);
+        // the fused CPU trainer: GPT-2 on the default backend, unless `engine: burn`
+        let mut fused = (p.engine == "auto" && crate::model::backend::KEY.is_none())
+            .then(|| fused::Params::from_model(&model, !info.frozen))
+            .flatten()
+            .map(|params| (params, fused::Adam::new(1e-8)));
+        let _ = writeln!(
+            log,
+            "trainer: {}",
+            if fused.is_some() {
+                "fused CPU (model::fused)"
+            } else {
+                "burn model"
+            }
+        );
         for e in 1..=p.epochs {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
@@ -238,19 +268,39 @@ impl StageKind for Finetune {
                     .into_iter()
                     .map(|k| pairs[k].clone())
                     .unzip();
-            let (m, stats) = epoch(
-                model,
-                &mut optim,
-                &seqs,
-                Some(&targets),
-                p.batch_size,
-                p.lr,
-                ("finetune", e),
-                &f,
-                &mut progress,
-            )
-            .map_err(|e| fail(e.to_string()))?;
-            model = m;
+            let stats = if let Some((params, adam)) = &mut fused {
+                let stats = fused::epoch(
+                    params,
+                    adam,
+                    &seqs,
+                    Some(&targets),
+                    p.batch_size,
+                    p.lr,
+                    lambda,
+                    &fused::Objective::Collab,
+                    ("finetune", e),
+                    &mut progress,
+                )
+                .map_err(|e| fail(e.to_string()))?;
+                // the burn model scores for validation and holds the kept epoch
+                model = params.clone().into_model(model, &device);
+                stats
+            } else {
+                let (m, stats) = epoch(
+                    model,
+                    &mut optim,
+                    &seqs,
+                    Some(&targets),
+                    p.batch_size,
+                    p.lr,
+                    ("finetune", e),
+                    &f,
+                    &mut progress,
+                )
+                .map_err(|e| fail(e.to_string()))?;
+                model = m;
+                stats
+            };
             let (crit, v) = validate(&model).map_err(fail)?;
             let _ = writeln!(
                 log,

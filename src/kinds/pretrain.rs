@@ -436,6 +436,7 @@ impl StageKind for Pretrain {
                     params,
                     adam,
                     &docs,
+                    None,
                     p.batch_size,
                     p.lr,
                     lambda,

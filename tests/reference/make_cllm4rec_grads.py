@@ -1,6 +1,7 @@
-"""Reference losses and gradients of CLLM4Rec's two pretraining losses (Zhu et al., WWW 2024) on the
-tiny GPT-2 of tests/fixtures/gpt2-tiny, computed with PyTorch + transformers (an implementation
-independent of the Rust one), for testing the Rust hand-written forward/backward.
+"""Reference losses and gradients of CLLM4Rec's two pretraining losses (Zhu et al., WWW 2024) and of
+its RecLLM finetuning loss (multinomial likelihood over the items) on the tiny GPT-2 of
+tests/fixtures/gpt2-tiny, computed with PyTorch + transformers (an implementation independent of
+the Rust one), for testing the Rust hand-written forward/backward.
 
 Run from the repo root (needs torch, transformers, numpy, safetensors; CPU is enough, ~seconds):
     python3 tests/reference/make_cllm4rec_grads.py
@@ -18,14 +19,21 @@ What it computes (everything float32):
   real tokens, 0 on padding. Padding positions get the embedding of word 0 (wte[0]) -- this only
   matters for the padding positions of `hidden`, never for the losses or gradients (padding keys
   are masked out for every query; a padding query attends to the real keys at or before it).
-* A sequence (tokens, prompt_len=p) predicts, for t in range(max(p,1), len), token t from the last
-  hidden state (after ln_f) at t-1.
+* collab and content cases: a sequence (tokens, prompt_len=p) predicts, for t in
+  range(max(p,1), len), token t from the last hidden state (after ln_f) at t-1.
   collab side: logits = h[t-1] @ collab_items.T (5 items), target tokens[t]-515;
   content side: logits = h[t-1] @ wte.T (512 words, head tied to wte), target tokens[t].
 * Mutual regularisation, lambda_c = 1.5: for every real token occurrence that is a user (item)
   token, ||own_users[u] - other_users[u].detach()||^2 (resp. items), own = the side's tables,
   other = the other side's (no gradient flows into them). Repeats count each time.
 * loss = (nll_sum + lambda_c/2 * reg_sum) / n_predictions, nll_sum = sum of -log softmax[target].
+* rec (RecLLM finetuning): collab side (embeddings, backbone and regulariser exactly as the collab
+  case, other = content tables detached). Each row is a prompt only (prompt_len = len(tokens)) with
+  a list of target items (item indices 0..4, may repeat). From the last real token's hidden state
+  h_r = h[r, len-1] (after ln_f): logits = h_r @ collab_items.T, log p = log_softmax(logits).
+  Weights w[r, j] = 1 for each item j in row r's targets (set, not added: a repeated target counts
+  once), nll_sum = -sum_{r,j} w[r,j] log p[r,j]; n_predictions = total number of target entries
+  INCLUDING repeats; loss = (nll_sum + lambda_c/2 * reg_sum) / n_predictions.
 * Gradients of loss w.r.t. every GPT-2 parameter and the four tables; the two tables of the other
   side get no gradient, stored as zeros.
 
@@ -33,11 +41,13 @@ Outputs in tests/fixtures/cllm4rec-grads/:
   tables.safetensors    collab_users [3,32], collab_items [5,32], content_users [3,32], content_items [5,32]
   collab.safetensors    grad.<name> for every model.safetensors key (e.g. grad.transformer.wte.weight)
   content.safetensors   and for the four tables (grad.collab_users, ...), plus hidden [3, maxlen, 32]
-  cases.json            batches, losses, nll sums, prediction counts
+  rec.safetensors       (same keys; rec is on the collab side)
+  cases.json            batches, losses, nll sums, prediction counts (rec rows also carry "targets")
 
 Checks done before writing: the losses recomputed by numpy (float64) from the stored hidden states
-and tables; the float32 gradients against a float64 autograd run; and float64 central finite
-differences on a few gradient entries against float64 autograd.
+and tables (for rec, with the set-of-targets weights built separately); the float32 gradients
+against a float64 autograd run; and float64 central finite differences on a few gradient entries
+against float64 autograd.
 """
 import hashlib
 import json
@@ -76,6 +86,19 @@ BATCHES = {
         ([514, 40, 41, item(0), 42] + [11, 12, 13, 14, 15, 16, 17, 18, 19, 500, 511], 5),
     ],
 }
+# rec: (tokens, prompt_len = len(tokens), target item indices); row 2 repeats target 3
+REC_ROWS = [
+    [512] + HAS + [item(1), item(3), 11],
+    [513] + HAS + [item(0), 12],
+    [514] + HAS + [item(2), item(4), item(1), 13],
+]
+REC_TARGETS = [[0, 4, 2], [3], [0, 3, 3]]
+BATCHES["rec"] = [(t, len(t), y) for t, y in zip(REC_ROWS, REC_TARGETS)]
+CASES = ["collab", "content", "rec"]
+
+
+def side_of(case):
+    return "collab" if case == "rec" else case
 
 
 def load_model(dtype):
@@ -107,21 +130,22 @@ def make_tables():
 def predictions(rows):
     """(row, position of the predicting hidden state, target token) of every prediction."""
     out = []
-    for r, (toks, p) in enumerate(rows):
+    for r, (toks, p, *_) in enumerate(rows):
         for t in range(max(p, 1), len(toks)):
             out.append((r, t - 1, toks[t]))
     return out
 
 
-def compute(model, tables, side, rows):
-    """Forward + backward of one side's loss; returns loss, nll_sum, n, hidden, grads (by model key)."""
+def compute(model, tables, case, rows):
+    """Forward + backward of one case's loss; returns loss, nll_sum, n, hidden, grads (by model key)."""
+    side = side_of(case)
     other = "content" if side == "collab" else "collab"
     own_u, own_i = tables[side + "_users"], tables[side + "_items"]
     oth_u, oth_i = tables[other + "_users"].detach(), tables[other + "_items"].detach()
     wte = model.wte.weight
-    L = max(len(t) for t, _ in rows)
+    L = max(len(t) for t, *_ in rows)
     embeds, mask = [], []
-    for toks, _ in rows:
+    for toks, *_ in rows:
         e = []
         for x in toks + [PAD_TOKEN] * (L - len(toks)):
             if x < BASE:
@@ -137,25 +161,40 @@ def compute(model, tables, side, rows):
     mask = torch.tensor(mask, dtype=torch.long)
     pos = torch.arange(L).unsqueeze(0).expand(len(rows), L)
     h = model(inputs_embeds=embeds, attention_mask=mask, position_ids=pos).last_hidden_state
-    preds = predictions(rows)
-    hp = torch.stack([h[r, t] for r, t, _ in preds])
-    if side == "collab":
+    if case == "rec":
+        assert all(p == len(toks) for toks, p, _ in rows)
+        hl = torch.stack([h[r, len(toks) - 1] for r, (toks, _, _) in enumerate(rows)])
+        logits = hl @ own_i.T
+        logp = torch.log_softmax(logits, dim=-1)
+        w = torch.zeros(len(rows), I, dtype=logp.dtype)
+        for r, (_, _, ys) in enumerate(rows):
+            for y in ys:
+                assert 0 <= y < I
+                w[r, y] = 1.0  # set, not added
+        nll_sum = -(w * logp).sum()
+        n = sum(len(ys) for _, _, ys in rows)
+    elif side == "collab":
+        preds = predictions(rows)
+        hp = torch.stack([h[r, t] for r, t, _ in preds])
         logits = hp @ own_i.T
         target = torch.tensor([y - BASE - U for _, _, y in preds])
         assert ((0 <= target) & (target < I)).all()
     else:
+        preds = predictions(rows)
+        hp = torch.stack([h[r, t] for r, t, _ in preds])
         logits = hp @ wte.T
         target = torch.tensor([y for _, _, y in preds])
         assert (target < BASE).all()
-    nll_sum = -torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum()
+    if case != "rec":
+        nll_sum = -torch.log_softmax(logits, dim=-1).gather(1, target[:, None]).sum()
+        n = len(preds)
     reg = logits.new_zeros(())
-    for toks, _ in rows:
+    for toks, *_ in rows:
         for x in toks:
             if BASE <= x < BASE + U:
                 reg = reg + ((own_u[x - BASE] - oth_u[x - BASE]) ** 2).sum()
             elif x >= BASE + U:
                 reg = reg + ((own_i[x - BASE - U] - oth_i[x - BASE - U]) ** 2).sum()
-    n = len(preds)
     loss = (nll_sum + LAMBDA_C / 2 * reg) / n
     params = dict(model.named_parameters())
     for p in list(params.values()) + list(tables.values()):
@@ -170,28 +209,40 @@ def compute(model, tables, side, rows):
     return loss.detach(), nll_sum.detach(), n, h.detach(), grads
 
 
-def numpy_loss(hidden, wte, tables, side, rows):
+def numpy_loss(hidden, wte, tables, case, rows):
     """Second route: the loss in float64 numpy from the stored hidden states and tables."""
+    side = side_of(case)
     other = "content" if side == "collab" else "collab"
     h = hidden.astype(np.float64)
     head = tables[side + "_items"] if side == "collab" else wte
     head = head.astype(np.float64)
     nll = 0.0
-    preds = predictions(rows)
-    for r, t, y in preds:
-        z = h[r, t] @ head.T
-        m = z.max()
-        lse = m + np.log(np.exp(z - m).sum())
-        idx = y - BASE - U if side == "collab" else y
-        nll += lse - z[idx]
+    if case == "rec":
+        n = 0
+        for r, (toks, _, ys) in enumerate(rows):
+            z = h[r, len(toks) - 1] @ head.T
+            m = z.max()
+            lse = m + np.log(np.exp(z - m).sum())
+            for y in sorted(set(ys)):  # each distinct target once
+                nll += lse - z[y]
+            n += len(ys)  # repeats counted
+    else:
+        preds = predictions(rows)
+        n = len(preds)
+        for r, t, y in preds:
+            z = h[r, t] @ head.T
+            m = z.max()
+            lse = m + np.log(np.exp(z - m).sum())
+            idx = y - BASE - U if side == "collab" else y
+            nll += lse - z[idx]
     reg = 0.0
-    for toks, _ in rows:
+    for toks, *_ in rows:
         for x in toks:
             if x >= BASE:
                 kind, j = ("_users", x - BASE) if x < BASE + U else ("_items", x - BASE - U)
                 d = tables[side + kind][j].astype(np.float64) - tables[other + kind][j].astype(np.float64)
                 reg += (d * d).sum()
-    return (nll + LAMBDA_C / 2 * reg) / len(preds), nll
+    return (nll + LAMBDA_C / 2 * reg) / n, nll
 
 
 def main():
@@ -208,22 +259,23 @@ def main():
              "padding": "right-padded; padding positions hold wte[0] + wpe[t] and attention_mask 0 "
                         "(only affects the padding positions of `hidden`)"}
     ok = True
-    for side in ["collab", "content"]:
-        rows = BATCHES[side]
+    for case in CASES:
+        side = side_of(case)
+        rows = BATCHES[case]
         tables = {n: t.clone().requires_grad_(True) for n, t in tables0.items()}
-        loss, nll, n, hidden, grads = compute(model, tables, side, rows)
+        loss, nll, n, hidden, grads = compute(model, tables, case, rows)
         assert sorted(k for k in grads if k.startswith("transformer.")) == keys
 
         # second route: numpy from the hidden states
         wte_np = model.wte.weight.detach().numpy()
-        np_loss, np_nll = numpy_loss(hidden.numpy(), wte_np, {k: v.numpy() for k, v in tables0.items()}, side, rows)
-        print(f"{side}: loss {loss.item():.9g} (numpy {np_loss:.9g}), nll_sum {nll.item():.9g} "
+        np_loss, np_nll = numpy_loss(hidden.numpy(), wte_np, {k: v.numpy() for k, v in tables0.items()}, case, rows)
+        print(f"{case}: loss {loss.item():.9g} (numpy {np_loss:.9g}), nll_sum {nll.item():.9g} "
               f"(numpy {np_nll:.9g}), n_predictions {n}")
         ok &= abs(np_loss - loss.item()) < 1e-5 * max(1, abs(np_loss)) and abs(np_nll - nll.item()) < 1e-4 * max(1, abs(np_nll))
 
         # float64 autograd vs float32 grads
         tables64 = {k: v.double().clone().requires_grad_(True) for k, v in tables0.items()}
-        loss64, _, _, _, grads64 = compute(model64, tables64, side, rows)
+        loss64, _, _, _, grads64 = compute(model64, tables64, case, rows)
         worst = 0.0
         for k in grads:
             g32, g64 = grads[k].double(), grads64[k]
@@ -244,15 +296,17 @@ def main():
                   (side + "_items", (2, 7)), (side + "_users", (0, 3))]
         if side == "content":
             checks.append(("transformer.wte.weight", (300, 1)))  # reached through the tied head only
+        if case == "rec":
+            checks.append(("collab_items", (3, 11)))  # the repeated target's row
         eps = 1e-5
         for k, idx in checks:
             p = params64[k]
             with torch.no_grad():
                 orig = p[idx].item()
                 p[idx] = orig + eps
-                lp = compute_loss_only(model64, tables64, side, rows)
+                lp = compute_loss_only(model64, tables64, case, rows)
                 p[idx] = orig - eps
-                lm = compute_loss_only(model64, tables64, side, rows)
+                lm = compute_loss_only(model64, tables64, case, rows)
                 p[idx] = orig
             fd = (lp - lm) / (2 * eps)
             an = grads64[k][idx].item()
@@ -262,8 +316,12 @@ def main():
 
         out = {"grad." + k: v.contiguous() for k, v in grads.items()}
         out["hidden"] = hidden.contiguous()
-        save_file(out, os.path.join(OUT, side + ".safetensors"))
-        cases[side] = {"rows": [{"tokens": t, "prompt_len": p} for t, p in rows],
+        save_file(out, os.path.join(OUT, case + ".safetensors"))
+        if case == "rec":
+            json_rows = [{"tokens": t, "prompt_len": p, "targets": y} for t, p, y in rows]
+        else:
+            json_rows = [{"tokens": t, "prompt_len": p} for t, p in rows]
+        cases[case] = {"rows": json_rows,
                        "loss": float(loss.item()), "nll_sum": float(nll.item()), "n_predictions": n}
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
@@ -276,9 +334,9 @@ def main():
     print("all checks passed")
 
 
-def compute_loss_only(model, tables, side, rows):
+def compute_loss_only(model, tables, case, rows):
     with torch.enable_grad():
-        loss, _, _, _, _ = compute(model, tables, side, rows)
+        loss, _, _, _, _ = compute(model, tables, case, rows)
     return loss.item()
 
 

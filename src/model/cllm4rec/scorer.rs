@@ -1,6 +1,7 @@
 //! CLLM4Rec as a recommender: each user's recommendation prompt (all training items) through
 //! the backbone; the last token's hidden state times the collaborative item table scores
-//! every item.
+//! every item. A GPT-2 on the default CPU backend scores with the fused CPU code
+//! (`model::fused`), anything else with the burn model.
 
 use std::path::Path;
 
@@ -11,6 +12,7 @@ use crate::eval::EvalSplit;
 use crate::model::backend::infer_device;
 use crate::model::cllm4rec::batch::{fit, Batch, Seq};
 use crate::model::cllm4rec::{files, Cllm4Rec};
+use crate::model::fused::Params;
 use crate::text::binfmt::Corpus;
 
 /// Users scored in one forward pass.
@@ -18,6 +20,9 @@ const SUB_BATCH: usize = 32;
 
 pub struct Cllm4RecScorer {
     model: Option<Cllm4Rec>,
+    /// The same model for the fused CPU code (a GPT-2 on the default backend), which then
+    /// scores instead of the burn model.
+    fused: Option<Params>,
     /// The recommendation prompt of each user, if the user has one.
     prompts: Vec<Option<Seq>>,
     items: usize,
@@ -44,6 +49,7 @@ impl Cllm4RecScorer {
         }
         Ok(Cllm4RecScorer {
             model: None,
+            fused: None,
             prompts,
             items,
             max_len: usize::MAX,
@@ -64,7 +70,7 @@ impl Cllm4RecScorer {
                 s.items
             ));
         }
-        s.model = Some(model);
+        s.set_model(model);
         s.max_len = info.n_positions;
         Ok(s)
     }
@@ -72,6 +78,10 @@ impl Cllm4RecScorer {
     /// Use this model (without autodiff) from now on.
     pub fn set_model(&mut self, model: Cllm4Rec) {
         self.device = model.collab_items.val().device();
+        self.fused = crate::model::backend::KEY
+            .is_none()
+            .then(|| Params::from_model(&model, false))
+            .flatten();
         self.model = Some(model);
     }
 
@@ -118,12 +128,15 @@ impl Scorer for Cllm4RecScorer {
         order.sort_by_key(|&r| (with[r].1.tokens.len(), r));
         for chunk in order.chunks(SUB_BATCH) {
             let seqs: Vec<Seq> = chunk.iter().map(|&r| with[r].1.clone()).collect();
-            let logits = model.rec_logits(&Batch::new(&seqs), &self.device); // [rows, items]
-            let values: Vec<f32> = logits
-                .into_data()
-                .convert::<f32>()
-                .try_to_vec::<f32>()
-                .map_err(|e| format!("{e:?}"))?;
+            let values: Vec<f32> = match &self.fused {
+                Some(p) => p.rec_scores(&seqs),
+                None => model
+                    .rec_logits(&Batch::new(&seqs), &self.device) // [rows, items]
+                    .into_data()
+                    .convert::<f32>()
+                    .try_to_vec::<f32>()
+                    .map_err(|e| format!("{e:?}"))?,
+            };
             for (row, &r) in chunk.iter().enumerate() {
                 out[with[r].0].copy_from_slice(&values[row * self.items..(row + 1) * self.items]);
             }

@@ -1,15 +1,15 @@
-//! A fused CPU trainer for CLLM4Rec's pretraining with a GPT-2 backbone: the forward and
+//! A fused CPU trainer for CLLM4Rec (pretraining and RecLLM finetuning) with a GPT-2 backbone: the forward and
 //! backward passes written out by hand (as llm.c does for GPT-2) over packed sequences, so no
 //! padding is computed, attention runs per sequence, and the softmax heads never hold all
 //! logits at once (blocks of rows compute logits, loss and gradients together).
 //!
-//! It computes the same function as the burn model (`cllm4rec::loss::{collab, content}`, then
-//! burn's Adam): tests check its losses and gradients against PyTorch's
+//! It computes the same function as the burn model (`cllm4rec::loss::{collab, content, rec}`,
+//! then burn's Adam): tests check its losses and gradients against PyTorch's
 //! (`tests/fixtures/cllm4rec-grads`, made by `tests/reference/make_cllm4rec_grads.py`) and
 //! against the burn model's. Results differ from burn's in the last bits of floating point.
-//! The `pretrain` stage uses it for GPT-2 backbones on the default CPU backend (parameter
-//! `engine`); the burn model stays the path for Llama backbones and the other backends, and
-//! for finetuning and evaluation.
+//! The `pretrain` and `finetune` stages use it for GPT-2 backbones on the default CPU backend
+//! (parameter `engine`); the burn model stays the path for Llama backbones and the other
+//! backends, and scores for validation and evaluation.
 
 pub mod kernels;
 
@@ -76,12 +76,17 @@ pub enum Objective<'a> {
     /// Next word over the words, user/item tokens from the content tables; `Some(ids)`: the
     /// softmax runs over these word ids only (sorted), with each id's index among them.
     Content(Option<(&'a [i64], &'a HashMap<u32, i64>)>),
+    /// RecLLM finetuning: each row's last token predicts the row's target items (indices among
+    /// the items) with a multinomial likelihood over all items; collaborative tables.
+    Rec(&'a [Vec<u32>]),
 }
 
 impl Objective<'_> {
     fn tables(&self) -> (usize, usize, usize, usize) {
         match self {
-            Objective::Collab => (COLLAB_USERS, COLLAB_ITEMS, CONTENT_USERS, CONTENT_ITEMS),
+            Objective::Collab | Objective::Rec(_) => {
+                (COLLAB_USERS, COLLAB_ITEMS, CONTENT_USERS, CONTENT_ITEMS)
+            }
             Objective::Content(_) => (CONTENT_USERS, CONTENT_ITEMS, COLLAB_USERS, COLLAB_ITEMS),
         }
     }
@@ -89,6 +94,7 @@ impl Objective<'_> {
 
 /// All parameters as flat row-major vectors, in the order of the constants above; weights of
 /// linear layers `[in, out]` as burn's `Linear` stores them.
+#[derive(Clone)]
 pub struct Params {
     pub shape: Shape,
     pub t: Vec<Vec<f32>>,
@@ -376,6 +382,32 @@ impl Params {
         self.forward(b, u, i).hidden
     }
 
+    /// Recommendation scores: each sequence's last hidden state times the collaborative item
+    /// table, `[sequences, items]` (what `Cllm4Rec::rec_logits` computes).
+    pub fn rec_scores(&self, seqs: &[Seq]) -> Vec<f32> {
+        use rayon::prelude::*;
+        let (d, items) = (self.shape.d, self.shape.items);
+        let b = Packed::new(seqs);
+        let hidden = self.forward(&b, COLLAB_USERS, COLLAB_ITEMS).hidden;
+        let mut last = vec![0f32; seqs.len() * d];
+        let mut at = 0;
+        for (r, &len) in b.lens.iter().enumerate() {
+            at += len;
+            let p = at.max(1) - 1;
+            last[r * d..(r + 1) * d].copy_from_slice(&hidden[p * d..(p + 1) * d]);
+        }
+        let table = &self.t[COLLAB_ITEMS];
+        let mut scores = vec![0f32; seqs.len() * items];
+        scores
+            .par_chunks_mut(8 * items)
+            .zip(last.par_chunks(8 * d))
+            .for_each(|(out, h)| {
+                let rows = h.len() / d;
+                kernels::gemm((rows, d, items), h, (d, 1), table, (1, d), 0.0, out, (items, 1));
+            });
+        scores
+    }
+
     /// The batch's loss and the gradients of every parameter that takes part: the backbone's
     /// (unless frozen) and the objective's user/item tables.
     pub fn loss_and_grads(&self, b: &Packed, objective: &Objective, lambda_c: f64) -> (StepLoss, Grads) {
@@ -383,8 +415,7 @@ impl Params {
         let d = s.d;
         let (own_u, own_i, other_u, other_i) = objective.tables();
         let acts = self.forward(b, own_u, own_i);
-        let n = b.targets.len();
-        let scale = 1.0 / n.max(1) as f32;
+        let n_next = b.targets.len();
         let mut grads: Grads = vec![None; self.t.len()];
         let train = self.train_backbone;
         let zeros = |k: usize| Some(vec![0f32; self.t[k].len()]);
@@ -398,42 +429,68 @@ impl Params {
         grads[own_u] = zeros(own_u);
         grads[own_i] = zeros(own_i);
 
-        // the head: gather the predicting rows, softmax cross-entropy against the tied weights
-        let mut h_sel = vec![0f32; n * d];
-        for (r, &p) in b.pred.iter().enumerate() {
-            h_sel[r * d..(r + 1) * d].copy_from_slice(&acts.hidden[p * d..(p + 1) * d]);
-        }
-        let head = match objective {
+        // the head: which rows predict what
+        let (pos, starts, flat, n) = match objective {
+            Objective::Rec(targets) => {
+                // the last token of each row; a repeated target counts once in the loss (as
+                // burn's multinomial weights) but every time in the number of predictions
+                let mut at = 0;
+                let (mut pos, mut starts, mut flat, mut n) = (Vec::new(), vec![0], Vec::new(), 0);
+                for (&len, ts) in b.lens.iter().zip(targets.iter()) {
+                    at += len;
+                    pos.push(at - 1);
+                    let mut uniq: Vec<usize> = ts.iter().map(|&t| t as usize).collect();
+                    uniq.sort_unstable();
+                    uniq.dedup();
+                    flat.extend(uniq);
+                    starts.push(flat.len());
+                    n += ts.len();
+                }
+                (pos, starts, flat, n)
+            }
             Objective::Collab => {
-                let targets: Vec<usize> = b
+                let flat = b.targets.iter().map(|&t| t as usize - s.vocab - s.users).collect();
+                (b.pred.clone(), (0..=n_next).collect(), flat, n_next)
+            }
+            Objective::Content(None) => {
+                let flat = b.targets.iter().map(|&t| t as usize).collect();
+                (b.pred.clone(), (0..=n_next).collect(), flat, n_next)
+            }
+            Objective::Content(Some((_, index))) => {
+                let flat = b
                     .targets
                     .iter()
-                    .map(|&t| t as usize - s.vocab - s.users)
+                    .map(|t| index.get(t).copied().unwrap_or(0) as usize)
                     .collect();
-                let out = kernels::softmax_head(&h_sel, &self.t[own_i], &targets, d, scale, true);
+                (b.pred.clone(), (0..=n_next).collect(), flat, n_next)
+            }
+        };
+        let scale = 1.0 / n.max(1) as f32;
+        let mut h_sel = vec![0f32; pos.len() * d];
+        for (r, &p) in pos.iter().enumerate() {
+            h_sel[r * d..(r + 1) * d].copy_from_slice(&acts.hidden[p * d..(p + 1) * d]);
+        }
+        let targets = (starts.as_slice(), flat.as_slice());
+        let head = match objective {
+            Objective::Collab | Objective::Rec(_) => {
+                let out = kernels::softmax_head(&h_sel, &self.t[own_i], targets, d, scale, true);
                 add(grads[own_i].as_mut().expect("own table"), out.dw.as_ref().expect("asked"));
                 out
             }
             Objective::Content(None) => {
-                let targets: Vec<usize> = b.targets.iter().map(|&t| t as usize).collect();
-                let out = kernels::softmax_head(&h_sel, &self.t[WTE], &targets, d, scale, train);
+                let out = kernels::softmax_head(&h_sel, &self.t[WTE], targets, d, scale, train);
                 if let (Some(g), Some(dw)) = (grads[WTE].as_mut(), out.dw.as_ref()) {
                     add(g, dw);
                 }
                 out
             }
-            Objective::Content(Some((ids, index))) => {
+            Objective::Content(Some((ids, _))) => {
                 let mut w = vec![0f32; ids.len() * d];
                 for (r, &id) in ids.iter().enumerate() {
                     let id = id as usize;
                     w[r * d..(r + 1) * d].copy_from_slice(&self.t[WTE][id * d..(id + 1) * d]);
                 }
-                let targets: Vec<usize> = b
-                    .targets
-                    .iter()
-                    .map(|t| index.get(t).copied().unwrap_or(0) as usize)
-                    .collect();
-                let out = kernels::softmax_head(&h_sel, &w, &targets, d, scale, train);
+                let out = kernels::softmax_head(&h_sel, &w, targets, d, scale, train);
                 if let (Some(g), Some(dw)) = (grads[WTE].as_mut(), out.dw.as_ref()) {
                     for (r, &id) in ids.iter().enumerate() {
                         let id = id as usize;
@@ -444,7 +501,7 @@ impl Params {
             }
         };
         let mut dhidden = vec![0f32; b.tokens.len() * d];
-        for (r, &p) in b.pred.iter().enumerate() {
+        for (r, &p) in pos.iter().enumerate() {
             dhidden[p * d..(p + 1) * d].copy_from_slice(&head.dh[r * d..(r + 1) * d]);
         }
 
@@ -606,12 +663,14 @@ impl Adam {
 }
 
 /// One epoch over `seqs` in batches of `batch_size`: loss, gradients and an Adam step per
-/// batch, as `cllm4rec::train::epoch` does with the burn model.
+/// batch, as `cllm4rec::train::epoch` does with the burn model. With `targets` (one list per
+/// sequence) the objective is RecLLM's ([`Objective::Rec`]) whatever `objective` says.
 #[allow(clippy::too_many_arguments)]
 pub fn epoch(
     params: &mut Params,
     adam: &mut Adam,
     seqs: &[Seq],
+    targets: Option<&[Vec<u32>]>,
     batch_size: usize,
     lr: f64,
     lambda_c: f64,
@@ -621,9 +680,18 @@ pub fn epoch(
 ) -> Result<EpochStats, NonFinite> {
     let t0 = Instant::now();
     let (mut loss_sum, mut nll_sum, mut preds, mut tokens) = (0.0, 0.0, 0usize, 0usize);
-    let n_batches = seqs.len().div_ceil(batch_size.max(1));
-    for (k, chunk) in seqs.chunks(batch_size.max(1)).enumerate() {
+    let batch_size = batch_size.max(1);
+    let n_batches = seqs.len().div_ceil(batch_size);
+    for (k, chunk) in seqs.chunks(batch_size).enumerate() {
         let b = Packed::new(chunk);
+        let rec;
+        let objective = match targets {
+            Some(t) => {
+                rec = Objective::Rec(&t[k * batch_size..k * batch_size + chunk.len()]);
+                &rec
+            }
+            None => objective,
+        };
         let (loss, grads) = params.loss_and_grads(&b, objective, lambda_c);
         if !loss.loss.is_finite() {
             return Err(NonFinite {

@@ -139,7 +139,7 @@ fn block_err(got: &[f32], want: &[f32], cols: usize, width: usize) -> f64 {
         .fold(0f64, f64::max)
 }
 
-fn check_against_pytorch(which: &str, objective: Objective) {
+fn check_against_pytorch(which: &str) {
     let cases: Value = serde_json::from_str(
         &std::fs::read_to_string(fixture("cllm4rec-grads/cases.json")).unwrap(),
     )
@@ -149,6 +149,22 @@ fn check_against_pytorch(which: &str, objective: Objective) {
     let params = Params::from_model(&fixture_model(), true).unwrap();
     let seqs = seqs_of(case);
     let batch = Packed::new(&seqs);
+    let targets: Vec<Vec<u32>> = case["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["targets"]
+                .as_array()
+                .map(|t| t.iter().map(|x| x.as_u64().unwrap() as u32).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let objective = match which {
+        "collab" => Objective::Collab,
+        "content" => Objective::Content(None),
+        _ => Objective::Rec(&targets),
+    };
     let (loss, grads) = params.loss_and_grads(&batch, &objective, lambda_c);
     assert_eq!(loss.predictions as u64, case["n_predictions"].as_u64().unwrap());
     let want_loss = case["loss"].as_f64().unwrap();
@@ -189,12 +205,19 @@ fn check_against_pytorch(which: &str, objective: Objective) {
 
 #[test]
 fn collaborative_loss_and_gradients_match_pytorch() {
-    check_against_pytorch("collab", Objective::Collab);
+    check_against_pytorch("collab");
 }
 
 #[test]
 fn content_loss_and_gradients_match_pytorch() {
-    check_against_pytorch("content", Objective::Content(None));
+    check_against_pytorch("content");
+}
+
+/// RecLLM's multinomial likelihood, with a repeated target (counted once in the loss, twice
+/// in the number of predictions).
+#[test]
+fn recommendation_loss_and_gradients_match_pytorch() {
+    check_against_pytorch("rec");
 }
 
 /// The burn model's gradients, in `Params::t`'s order (`None` where burn has none).
@@ -281,6 +304,44 @@ fn corpus_vocabulary_and_frozen_backbone_gradients_match_burn() {
     }
 }
 
+#[test]
+fn recommendation_gradients_with_a_frozen_backbone_match_burn() {
+    let m = random_model(true);
+    let device = train_device();
+    let seqs = vec![
+        Seq { tokens: vec![513, 10, 20, 517, 519, 11], prompt_len: 6 },
+        Seq { tokens: vec![512, 10, 20, 516], prompt_len: 4 },
+    ];
+    let targets = vec![vec![5, 0, 5], vec![2]];
+    let burn_loss = loss::rec(&m, &Batch::new(&seqs), &targets, 0.4, &device);
+    let want_loss = burn_loss.value.clone().into_scalar::<f32>() as f64;
+    let want = burn_grads(&m, &burn_loss.value.backward());
+    let params = Params::from_model(&m, false).unwrap();
+    let (got_loss, got) = params.loss_and_grads(&Packed::new(&seqs), &Objective::Rec(&targets), 0.4);
+    assert_eq!(got_loss.predictions, 4);
+    assert!((got_loss.loss - want_loss).abs() < 1e-5 * want_loss, "{} vs {want_loss}", got_loss.loss);
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        match (g, w) {
+            (Some(g), Some(w)) => assert!(rel_err(g, w) < 1e-5, "tensor {i}: {}", rel_err(g, w)),
+            (None, None) => {}
+            _ => panic!("tensor {i}: gradient in one ({}) but not the other", g.is_some()),
+        }
+    }
+}
+
+#[test]
+fn recommendation_scores_match_burn() {
+    let m = random_model(false);
+    let seqs = vec![
+        Seq { tokens: vec![513, 10, 20, 517, 519, 11], prompt_len: 6 },
+        Seq { tokens: vec![512, 10, 20, 516], prompt_len: 4 },
+        Seq { tokens: vec![514, 518], prompt_len: 2 },
+    ];
+    let want = values(m.rec_logits(&Batch::new(&seqs), &train_device()));
+    let got = Params::from_model(&m, false).unwrap().rec_scores(&seqs);
+    assert!(rel_err(&got, &want) < 1e-5, "{}", rel_err(&got, &want));
+}
+
 #[derive(Module, Debug)]
 struct One {
     w: Param<Tensor<1>>,
@@ -334,7 +395,7 @@ fn an_epoch_is_bit_identical_from_run_to_run_and_writes_back_into_the_model() {
         let m = random_model(false);
         let mut p = Params::from_model(&m, true).unwrap();
         let mut adam = Adam::new(1e-8);
-        let stats = epoch(&mut p, &mut adam, &seqs, 3, 1e-3, 1.0, &Objective::Collab, ("collab", 1), &mut |_| {}).unwrap();
+        let stats = epoch(&mut p, &mut adam, &seqs, None, 3, 1e-3, 1.0, &Objective::Collab, ("collab", 1), &mut |_| {}).unwrap();
         (stats.loss, p.t.clone(), p.into_model(m, &train_device()))
     };
     let (loss_a, a, model) = run();
