@@ -2,7 +2,8 @@
 # Benchmark: pretrain throughput (tokens/s) of a backbone on the CPU, three ways in one run,
 # on the same documents, batch size, sequence lengths and loss (one collaborative epoch of the
 # `pretrain` stage, `content: false`, over a reduced MovieLens corpus):
-#   1. ours, burn's ndarray backend (the default build);
+#   1. ours, burn's ndarray backend (the default build, with `engine: burn`: a random GPT-2
+#      would otherwise train with the fused CPU trainer, which benches/pretrain.sh measures);
 #   2. ours, libtorch 2.9.0 through burn-tch (`--features tch`);
 #   3. PyTorch + transformers (benches/pretrain_torch.py, the installed torch), same model.
 # Prints tokens/s, the epoch's loss and peak RSS of each, and the ratios against PyTorch.
@@ -85,7 +86,7 @@ stages:
   pretrain:
     kind: pretrain
     needs: [tokenize]
-    params: {$shape n_positions: $N_POSITIONS, batch_size: $BATCH, epochs: $EPOCHS, content: false}
+    params: {$shape n_positions: $N_POSITIONS, batch_size: $BATCH, epochs: $EPOCHS, content: false, engine: burn}
 YAML
 
 # ours BACKEND: one forced pretrain run; prints "tokens/s loss rss_mib"

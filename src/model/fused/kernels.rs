@@ -93,7 +93,16 @@ pub fn linear_backward(
         .zip(dy.par_chunks(ROWS * out))
         .for_each(|(dx, dy)| {
             let rows = dy.len() / out;
-            gemm((rows, out, inp), dy, (out, 1), w, (1, out), 0.0, dx, (inp, 1));
+            gemm(
+                (rows, out, inp),
+                dy,
+                (out, 1),
+                w,
+                (1, out),
+                0.0,
+                dx,
+                (inp, 1),
+            );
         });
     if let Some((dw, db)) = grads {
         // dw[i, o] += sum_t x[t, i] dy[t, o]: pieces of dw's rows, each summing over all tokens
@@ -269,7 +278,7 @@ pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
 }
 
 /// Splits `v` into consecutive mutable pieces of the given lengths.
-pub fn split_lens<'a, T>(mut v: &'a mut [T], lens: impl IntoIterator<Item = usize>) -> Vec<&'a mut [T]> {
+pub fn split_lens<T>(mut v: &mut [T], lens: impl IntoIterator<Item = usize>) -> Vec<&mut [T]> {
     let mut out = Vec::new();
     for len in lens {
         let (head, tail) = v.split_at_mut(len);
@@ -316,7 +325,16 @@ pub fn attention(qkv: &[f32], lens: &[usize], heads: Heads) -> (Vec<f32>, Vec<Ve
                 let k = &qkv[d + h * heads.dim..];
                 let v = &qkv[2 * d + h * heads.dim..];
                 let p = &mut p[h * l * l..(h + 1) * l * l];
-                gemm((l, heads.dim, l), q, (3 * d, 1), k, (1, 3 * d), 0.0, p, (l, 1));
+                gemm(
+                    (l, heads.dim, l),
+                    q,
+                    (3 * d, 1),
+                    k,
+                    (1, 3 * d),
+                    0.0,
+                    p,
+                    (l, 1),
+                );
                 for i in 0..l {
                     let row = &mut p[i * l..(i + 1) * l];
                     let mut max = f32::NEG_INFINITY;
@@ -377,9 +395,27 @@ pub fn attention_backward(
                 let o = h * heads.dim;
                 let p = &p[h * l * l..(h + 1) * l * l];
                 // dP = dOut · Vᵀ
-                gemm((l, heads.dim, l), &dout[o..], (d, 1), &qkv[2 * d + o..], (1, 3 * d), 0.0, &mut ds, (l, 1));
+                gemm(
+                    (l, heads.dim, l),
+                    &dout[o..],
+                    (d, 1),
+                    &qkv[2 * d + o..],
+                    (1, 3 * d),
+                    0.0,
+                    &mut ds,
+                    (l, 1),
+                );
                 // dV = Pᵀ · dOut
-                gemm((l, l, heads.dim), p, (1, l), &dout[o..], (d, 1), 0.0, &mut dqkv[2 * d + o..], (3 * d, 1));
+                gemm(
+                    (l, l, heads.dim),
+                    p,
+                    (1, l),
+                    &dout[o..],
+                    (d, 1),
+                    0.0,
+                    &mut dqkv[2 * d + o..],
+                    (3 * d, 1),
+                );
                 // dS = P * (dP - sum_j P dP), scaled
                 for i in 0..l {
                     let (pr, dr) = (&p[i * l..i * l + i + 1], &mut ds[i * l..(i + 1) * l]);
@@ -390,8 +426,26 @@ pub fn attention_backward(
                     dr[i + 1..].fill(0.0);
                 }
                 // dQ = dS · K, dK = dSᵀ · Q
-                gemm((l, l, heads.dim), &ds, (l, 1), &qkv[d + o..], (3 * d, 1), 0.0, &mut dqkv[o..], (3 * d, 1));
-                gemm((l, l, heads.dim), &ds, (1, l), &qkv[o..], (3 * d, 1), 0.0, &mut dqkv[d + o..], (3 * d, 1));
+                gemm(
+                    (l, l, heads.dim),
+                    &ds,
+                    (l, 1),
+                    &qkv[d + o..],
+                    (3 * d, 1),
+                    0.0,
+                    &mut dqkv[o..],
+                    (3 * d, 1),
+                );
+                gemm(
+                    (l, l, heads.dim),
+                    &ds,
+                    (1, l),
+                    &qkv[o..],
+                    (3 * d, 1),
+                    0.0,
+                    &mut dqkv[d + o..],
+                    (3 * d, 1),
+                );
             }
         });
     dqkv
@@ -531,7 +585,8 @@ mod tests {
         let dx = gelu_backward(&xs, &[1.0; 5]);
         for (x, g) in xs.iter().zip(dx) {
             let h = 1e-3f64;
-            let f = |x: f64| 0.5 * x * (1.0 + (0.797_884_560_8 * (x + 0.044_715 * x * x * x)).tanh());
+            let f =
+                |x: f64| 0.5 * x * (1.0 + (0.797_884_560_8 * (x + 0.044_715 * x * x * x)).tanh());
             let fd = (f(*x as f64 + h) - f(*x as f64 - h)) / (2.0 * h);
             assert!((g as f64 - fd).abs() < 1e-4, "{x}: {g} vs {fd}");
         }
@@ -541,7 +596,14 @@ mod tests {
     fn softmax_head_matches_hand_computation() {
         // h rows [1, 0] -> target 0 and [0, 2] -> target 1 against w = identity:
         // logits [1, 0] and [0, 2]: nll = ln(1 + e^-1) + ln(1 + e^-2)
-        let out = softmax_head(&[1.0, 0.0, 0.0, 2.0], &[1.0, 0.0, 0.0, 1.0], (&[0, 1, 2], &[0, 1]), 2, 1.0, true);
+        let out = softmax_head(
+            &[1.0, 0.0, 0.0, 2.0],
+            &[1.0, 0.0, 0.0, 1.0],
+            (&[0, 1, 2], &[0, 1]),
+            2,
+            1.0,
+            true,
+        );
         assert!((out.nll - 0.440_189_7).abs() < 1e-6);
         // row 0: softmax [e/(e+1), 1/(e+1)] - onehot(0) = [-1/(e+1), 1/(e+1)] = [-0.2689414, 0.2689414]
         let s0 = 1.0 / (1.0 + 1f32.exp());
@@ -556,7 +618,14 @@ mod tests {
         // one row [0, 0, ln 2] (h = those logits, w = identity): softmax [1/4, 1/4, 1/2];
         // targets {0, 2}: -ln(1/4) - ln(1/2) = ln 8; gradient 2 softmax - [1, 0, 1]
         let eye = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
-        let out = softmax_head(&[0.0, 0.0, 2f32.ln()], &eye, (&[0, 2], &[0, 2]), 3, 1.0, false);
+        let out = softmax_head(
+            &[0.0, 0.0, 2f32.ln()],
+            &eye,
+            (&[0, 2], &[0, 2]),
+            3,
+            1.0,
+            false,
+        );
         assert!((out.nll - 8f64.ln()).abs() < 1e-6);
         close(&out.dh, &[-0.5, 0.5, 0.0], 1e-6);
         assert!(out.dw.is_none());

@@ -219,7 +219,10 @@ impl Feed<'_> {
 
     fn two(&mut self, rows: usize, cols: usize) -> Param<Tensor<2>> {
         let v = self.next();
-        Param::from_tensor(Tensor::from_data(TensorData::new(v, [rows, cols]), self.device))
+        Param::from_tensor(Tensor::from_data(
+            TensorData::new(v, [rows, cols]),
+            self.device,
+        ))
     }
 
     fn one(&mut self, n: usize) -> Param<Tensor<1>> {
@@ -365,8 +368,7 @@ impl Params {
                 act,
             });
         }
-        let (hidden, lnf_stats) =
-            kernels::layer_norm(&x, &self.t[LNF_G], &self.t[LNF_B], d, s.eps);
+        let (hidden, lnf_stats) = kernels::layer_norm(&x, &self.t[LNF_G], &self.t[LNF_B], d, s.eps);
         Acts {
             layers,
             x_last: x,
@@ -403,14 +405,28 @@ impl Params {
             .zip(last.par_chunks(8 * d))
             .for_each(|(out, h)| {
                 let rows = h.len() / d;
-                kernels::gemm((rows, d, items), h, (d, 1), table, (1, d), 0.0, out, (items, 1));
+                kernels::gemm(
+                    (rows, d, items),
+                    h,
+                    (d, 1),
+                    table,
+                    (1, d),
+                    0.0,
+                    out,
+                    (items, 1),
+                );
             });
         scores
     }
 
     /// The batch's loss and the gradients of every parameter that takes part: the backbone's
     /// (unless frozen) and the objective's user/item tables.
-    pub fn loss_and_grads(&self, b: &Packed, objective: &Objective, lambda_c: f64) -> (StepLoss, Grads) {
+    pub fn loss_and_grads(
+        &self,
+        b: &Packed,
+        objective: &Objective,
+        lambda_c: f64,
+    ) -> (StepLoss, Grads) {
         let s = self.shape;
         let d = s.d;
         let (own_u, own_i, other_u, other_i) = objective.tables();
@@ -449,7 +465,11 @@ impl Params {
                 (pos, starts, flat, n)
             }
             Objective::Collab => {
-                let flat = b.targets.iter().map(|&t| t as usize - s.vocab - s.users).collect();
+                let flat = b
+                    .targets
+                    .iter()
+                    .map(|&t| t as usize - s.vocab - s.users)
+                    .collect();
                 (b.pred.clone(), (0..=n_next).collect(), flat, n_next)
             }
             Objective::Content(None) => {
@@ -474,7 +494,10 @@ impl Params {
         let head = match objective {
             Objective::Collab | Objective::Rec(_) => {
                 let out = kernels::softmax_head(&h_sel, &self.t[own_i], targets, d, scale, true);
-                add(grads[own_i].as_mut().expect("own table"), out.dw.as_ref().expect("asked"));
+                add(
+                    grads[own_i].as_mut().expect("own table"),
+                    out.dw.as_ref().expect("asked"),
+                );
                 out
             }
             Objective::Content(None) => {
@@ -551,7 +574,14 @@ impl Params {
             let dln2 = kernels::linear_backward(&a.ln2, p(FC_W), &dfc, (d, s.inner), dw.zip(dbias));
             drop(dfc);
             let (dg, db) = two(&mut grads, layer(l, LN2_G), layer(l, LN2_B));
-            let dmid = kernels::layer_norm_backward(&a.x_mid, &a.ln2_stats, p(LN2_G), &dln2, d, dg.zip(db));
+            let dmid = kernels::layer_norm_backward(
+                &a.x_mid,
+                &a.ln2_stats,
+                p(LN2_G),
+                &dln2,
+                d,
+                dg.zip(db),
+            );
             add(&mut dx, &dmid);
             drop(dmid);
             // x_mid = x + c_proj(attention(c_attn(ln_1(x))))
@@ -560,10 +590,12 @@ impl Params {
             let dqkv = kernels::attention_backward(&a.qkv, &a.probs, &datt, &b.lens, self.heads());
             drop(datt);
             let (dw, dbias) = two(&mut grads, layer(l, ATTN_W), layer(l, ATTN_B));
-            let dln1 = kernels::linear_backward(&a.ln1, p(ATTN_W), &dqkv, (d, 3 * d), dw.zip(dbias));
+            let dln1 =
+                kernels::linear_backward(&a.ln1, p(ATTN_W), &dqkv, (d, 3 * d), dw.zip(dbias));
             drop(dqkv);
             let (dg, db) = two(&mut grads, layer(l, LN1_G), layer(l, LN1_B));
-            let dxin = kernels::layer_norm_backward(&a.x, &a.ln1_stats, p(LN1_G), &dln1, d, dg.zip(db));
+            let dxin =
+                kernels::layer_norm_backward(&a.x, &a.ln1_stats, p(LN1_G), &dln1, d, dg.zip(db));
             add(&mut dx, &dxin);
         }
 
@@ -613,8 +645,11 @@ fn two(g: &mut Grads, i: usize, j: usize) -> (Option<&mut [f32]>, Option<&mut [f
 /// `update = m * sqrt(1 - b2^t) / (1 - b1^t) / (sqrt(v) + eps * sqrt(1 - b2^t))`.
 pub struct Adam {
     pub eps: f32,
-    state: Vec<Option<(usize, Vec<f32>, Vec<f32>)>>,
+    state: Vec<Option<Moments>>,
 }
+
+/// One tensor's optimizer state: steps taken, first and second moments.
+type Moments = (usize, Vec<f32>, Vec<f32>);
 
 impl Adam {
     pub fn new(eps: f32) -> Adam {
@@ -634,7 +669,8 @@ impl Adam {
         let eps = self.eps;
         for ((p, g), st) in tensors.iter_mut().zip(grads).zip(&mut self.state) {
             let Some(g) = g else { continue };
-            let (time, m, v) = st.get_or_insert_with(|| (0, vec![0f32; g.len()], vec![0f32; g.len()]));
+            let (time, m, v) =
+                st.get_or_insert_with(|| (0, vec![0f32; g.len()], vec![0f32; g.len()]));
             let first = *time == 0;
             *time += 1;
             let t = *time as i32;

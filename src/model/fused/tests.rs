@@ -17,7 +17,9 @@ use crate::model::cllm4rec::loss::{self, ContentVocab};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 /// The fixture's name of each of `Params::t`'s tensors.
@@ -110,7 +112,10 @@ fn seqs_of(case: &Value) -> Vec<Seq> {
 /// Largest |a - b| over the tensor, relative to the reference's largest |value|.
 fn rel_err(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs() as f64)).max(1e-12);
+    let scale = want
+        .iter()
+        .fold(0f64, |m, v| m.max(v.abs() as f64))
+        .max(1e-12);
     got.iter()
         .zip(want)
         .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64))
@@ -122,18 +127,23 @@ fn rel_err(got: &[f32], want: &[f32]) -> f64 {
 /// |value| but at least 1e-3 of the tensor's (the key bias's gradient is zero up to rounding:
 /// softmax ignores a shift of all scores).
 fn block_err(got: &[f32], want: &[f32], cols: usize, width: usize) -> f64 {
-    if cols % width != 0 {
+    if !cols.is_multiple_of(width) {
         return rel_err(got, want);
     }
     let max = |v: &[f32]| v.iter().fold(0f64, |m, x| m.max(x.abs() as f64));
     let floor = 1e-3 * max(want);
     let pick = |v: &[f32], b: usize| -> Vec<f32> {
-        v.chunks(cols).flat_map(|r| r[b * width..(b + 1) * width].to_vec()).collect()
+        v.chunks(cols)
+            .flat_map(|r| r[b * width..(b + 1) * width].to_vec())
+            .collect()
     };
     (0..cols / width)
         .map(|b| {
             let (g, w) = (pick(got, b), pick(want, b));
-            let diff = g.iter().zip(&w).fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
+            let diff = g
+                .iter()
+                .zip(&w)
+                .fold(0f64, |m, (a, b)| m.max((a - b).abs() as f64));
             diff / max(&w).max(floor).max(1e-12)
         })
         .fold(0f64, f64::max)
@@ -166,11 +176,22 @@ fn check_against_pytorch(which: &str) {
         _ => Objective::Rec(&targets),
     };
     let (loss, grads) = params.loss_and_grads(&batch, &objective, lambda_c);
-    assert_eq!(loss.predictions as u64, case["n_predictions"].as_u64().unwrap());
+    assert_eq!(
+        loss.predictions as u64,
+        case["n_predictions"].as_u64().unwrap()
+    );
     let want_loss = case["loss"].as_f64().unwrap();
     let want_nll = case["nll_sum"].as_f64().unwrap();
-    assert!((loss.loss - want_loss).abs() < 2e-6 * want_loss, "{which} loss {} vs {want_loss}", loss.loss);
-    assert!((loss.nll - want_nll).abs() < 2e-6 * want_nll, "{which} nll {} vs {want_nll}", loss.nll);
+    assert!(
+        (loss.loss - want_loss).abs() < 2e-6 * want_loss,
+        "{which} loss {} vs {want_loss}",
+        loss.loss
+    );
+    assert!(
+        (loss.nll - want_nll).abs() < 2e-6 * want_nll,
+        "{which} nll {} vs {want_nll}",
+        loss.nll
+    );
 
     let bytes = std::fs::read(fixture(&format!("cllm4rec-grads/{which}.safetensors"))).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -260,9 +281,18 @@ fn random_model(frozen: bool) -> Cllm4Rec {
 
 fn content_seqs() -> Vec<Seq> {
     vec![
-        Seq { tokens: vec![512, 40, 41, 518, 42, 100, 200, 300, 7, 8, 9], prompt_len: 5 },
-        Seq { tokens: vec![521, 43, 301, 302, 5, 5], prompt_len: 2 },
-        Seq { tokens: vec![515, 40, 41, 516, 42, 11, 12, 13, 14, 100, 511], prompt_len: 5 },
+        Seq {
+            tokens: vec![512, 40, 41, 518, 42, 100, 200, 300, 7, 8, 9],
+            prompt_len: 5,
+        },
+        Seq {
+            tokens: vec![521, 43, 301, 302, 5, 5],
+            prompt_len: 2,
+        },
+        Seq {
+            tokens: vec![515, 40, 41, 516, 42, 11, 12, 13, 14, 100, 511],
+            prompt_len: 5,
+        },
     ]
 }
 
@@ -284,9 +314,16 @@ fn corpus_vocabulary_and_frozen_backbone_gradients_match_burn() {
         let want_loss = burn_loss.value.clone().into_scalar::<f32>() as f64;
         let want = burn_grads(&m, &burn_loss.value.backward());
         let params = Params::from_model(&m, !frozen).unwrap();
-        let (got_loss, got) =
-            params.loss_and_grads(&Packed::new(&seqs), &Objective::Content(Some((ids, index))), 0.7);
-        assert!((got_loss.loss - want_loss).abs() < 1e-5 * want_loss, "{} vs {want_loss}", got_loss.loss);
+        let (got_loss, got) = params.loss_and_grads(
+            &Packed::new(&seqs),
+            &Objective::Content(Some((ids, index))),
+            0.7,
+        );
+        assert!(
+            (got_loss.loss - want_loss).abs() < 1e-5 * want_loss,
+            "{} vs {want_loss}",
+            got_loss.loss
+        );
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             match (g, w) {
                 (Some(g), Some(w)) => {
@@ -309,22 +346,36 @@ fn recommendation_gradients_with_a_frozen_backbone_match_burn() {
     let m = random_model(true);
     let device = train_device();
     let seqs = vec![
-        Seq { tokens: vec![513, 10, 20, 517, 519, 11], prompt_len: 6 },
-        Seq { tokens: vec![512, 10, 20, 516], prompt_len: 4 },
+        Seq {
+            tokens: vec![513, 10, 20, 517, 519, 11],
+            prompt_len: 6,
+        },
+        Seq {
+            tokens: vec![512, 10, 20, 516],
+            prompt_len: 4,
+        },
     ];
     let targets = vec![vec![5, 0, 5], vec![2]];
     let burn_loss = loss::rec(&m, &Batch::new(&seqs), &targets, 0.4, &device);
     let want_loss = burn_loss.value.clone().into_scalar::<f32>() as f64;
     let want = burn_grads(&m, &burn_loss.value.backward());
     let params = Params::from_model(&m, false).unwrap();
-    let (got_loss, got) = params.loss_and_grads(&Packed::new(&seqs), &Objective::Rec(&targets), 0.4);
+    let (got_loss, got) =
+        params.loss_and_grads(&Packed::new(&seqs), &Objective::Rec(&targets), 0.4);
     assert_eq!(got_loss.predictions, 4);
-    assert!((got_loss.loss - want_loss).abs() < 1e-5 * want_loss, "{} vs {want_loss}", got_loss.loss);
+    assert!(
+        (got_loss.loss - want_loss).abs() < 1e-5 * want_loss,
+        "{} vs {want_loss}",
+        got_loss.loss
+    );
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         match (g, w) {
             (Some(g), Some(w)) => assert!(rel_err(g, w) < 1e-5, "tensor {i}: {}", rel_err(g, w)),
             (None, None) => {}
-            _ => panic!("tensor {i}: gradient in one ({}) but not the other", g.is_some()),
+            _ => panic!(
+                "tensor {i}: gradient in one ({}) but not the other",
+                g.is_some()
+            ),
         }
     }
 }
@@ -333,9 +384,18 @@ fn recommendation_gradients_with_a_frozen_backbone_match_burn() {
 fn recommendation_scores_match_burn() {
     let m = random_model(false);
     let seqs = vec![
-        Seq { tokens: vec![513, 10, 20, 517, 519, 11], prompt_len: 6 },
-        Seq { tokens: vec![512, 10, 20, 516], prompt_len: 4 },
-        Seq { tokens: vec![514, 518], prompt_len: 2 },
+        Seq {
+            tokens: vec![513, 10, 20, 517, 519, 11],
+            prompt_len: 6,
+        },
+        Seq {
+            tokens: vec![512, 10, 20, 516],
+            prompt_len: 4,
+        },
+        Seq {
+            tokens: vec![514, 518],
+            prompt_len: 2,
+        },
     ];
     let want = values(m.rec_logits(&Batch::new(&seqs), &train_device()));
     let got = Params::from_model(&m, false).unwrap().rec_scores(&seqs);
@@ -352,7 +412,10 @@ fn adam_matches_burns() {
     let device = train_device();
     let start = vec![0.5f32, -1.0, 2.0, 0.0, 1e-3];
     let mut model = One {
-        w: Param::from_tensor(Tensor::from_data(TensorData::new(start.clone(), [5]), &device)),
+        w: Param::from_tensor(Tensor::from_data(
+            TensorData::new(start.clone(), [5]),
+            &device,
+        )),
     };
     let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
     let mut ours = Adam::new(1e-8);
@@ -374,7 +437,11 @@ fn adam_matches_burns() {
         ours.step(&mut tensors, &vec![Some(c.to_vec())], lr);
         let want = values(model.w.val());
         for (a, b) in tensors[0].iter().zip(&want) {
-            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "step {k}: {:?} vs {want:?}", tensors[0]);
+            assert!(
+                (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                "step {k}: {:?} vs {want:?}",
+                tensors[0]
+            );
         }
     }
 }
@@ -395,14 +462,29 @@ fn an_epoch_is_bit_identical_from_run_to_run_and_writes_back_into_the_model() {
         let m = random_model(false);
         let mut p = Params::from_model(&m, true).unwrap();
         let mut adam = Adam::new(1e-8);
-        let stats = epoch(&mut p, &mut adam, &seqs, None, 3, 1e-3, 1.0, &Objective::Collab, ("collab", 1), &mut |_| {}).unwrap();
+        let stats = epoch(
+            &mut p,
+            &mut adam,
+            &seqs,
+            None,
+            3,
+            1e-3,
+            1.0,
+            &Objective::Collab,
+            ("collab", 1),
+            &mut |_| {},
+        )
+        .unwrap();
         (stats.loss, p.t.clone(), p.into_model(m, &train_device()))
     };
     let (loss_a, a, model) = run();
     let (loss_b, b, _) = run();
     assert_eq!(loss_a.to_bits(), loss_b.to_bits());
     assert!(a == b, "two runs gave different parameters");
-    assert!(a != Params::from_model(&random_model(false), true).unwrap().t, "nothing was trained");
+    assert!(
+        a != Params::from_model(&random_model(false), true).unwrap().t,
+        "nothing was trained"
+    );
     // written back: reading the model again gives the trained values
     assert!(Params::from_model(&model, true).unwrap().t == a);
 }
