@@ -95,6 +95,93 @@ fn bad_model_params_are_errors_with_position() {
     );
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
     assert!(err.contains("`targets` is `masked` or `all`"), "{err}");
+    e.write(
+        "p.yaml",
+        &PIPELINE.replace(
+            "epochs: 1, batch_size: 16}",
+            "epochs: 1, batch_size: 16, engine: fast}",
+        ),
+    );
+    let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
+    assert!(
+        err.contains("`engine` is `auto` or `burn`, not `fast`"),
+        "{err}"
+    );
+}
+
+/// (output folder, log file) of a stage.
+fn output_and_log(e: &Env, args: &[&str], cache: &str) -> (String, String) {
+    let show = e.run_cache(args, cache).ok().stdout();
+    let get = |key: &str| {
+        show.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no `{key}` in {show}"))
+            .trim()
+            .to_owned()
+    };
+    (get("output:"), get("log:"))
+}
+
+/// The fused CPU trainer (the default for a GPT-2 on the CPU backend) and the burn model
+/// (`engine: burn`) train the same model: the same losses epoch by epoch, up to rounding.
+#[test]
+fn the_fused_trainer_and_the_burn_model_give_the_same_losses() {
+    let e = Env::new();
+    e.write("data.csv", &dataset()).write("p.yaml", PIPELINE);
+    let burn = [
+        "--set",
+        "stages.pretrain.params.engine=burn",
+        "--set",
+        "stages.finetune.params.engine=burn",
+    ];
+    e.run_cache(&["run", "p.yaml"], "fused").ok();
+    e.run_cache(&[&["run", "p.yaml"][..], &burn].concat(), "burn")
+        .ok();
+    for stage in ["pretrain", "finetune"] {
+        let (fused_dir, fused_log) = output_and_log(&e, &["show", "p.yaml", stage], "fused");
+        let (burn_dir, burn_log) = output_and_log(
+            &e,
+            &[&["show", "p.yaml", stage][..], &burn].concat(),
+            "burn",
+        );
+        let log = |p: &str| std::fs::read_to_string(p).unwrap();
+        assert!(
+            log(&fused_log).contains("trainer: fused CPU"),
+            "{}",
+            log(&fused_log)
+        );
+        assert!(
+            log(&burn_log).contains("trainer: burn model"),
+            "{}",
+            log(&burn_log)
+        );
+        let losses = |dir: &str| -> Vec<f64> {
+            let h: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(std::path::Path::new(dir).join("history.json")).unwrap(),
+            )
+            .unwrap();
+            h.as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|e| {
+                    e.get("loss")
+                        .or_else(|| e.get("train").and_then(|t| t.get("loss")))
+                })
+                .map(|v| v.as_f64().unwrap())
+                .collect()
+        };
+        let (a, b) = (losses(&fused_dir), losses(&burn_dir));
+        assert!(
+            !a.is_empty() && a.len() == b.len(),
+            "{stage}: {a:?} vs {b:?}"
+        );
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                (x - y).abs() < 1e-4 * y.abs(),
+                "{stage}: losses {a:?} vs {b:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -301,40 +301,46 @@ impl Heads {
     }
 }
 
+/// `p[i, j] = q_i · k_j * scale` of one head of one sequence, `[len, len]`.
+fn scores(qkv: &[f32], (l, h): (usize, usize), heads: Heads, p: &mut [f32]) {
+    let d = heads.d();
+    let (q, k) = (&qkv[h * heads.dim..], &qkv[d + h * heads.dim..]);
+    gemm(
+        (l, heads.dim, l),
+        q,
+        (3 * d, 1),
+        k,
+        (1, 3 * d),
+        0.0,
+        p,
+        (l, 1),
+    );
+}
+
 /// Causal self-attention of packed sequences. `qkv` is `[tokens, 3d]` (queries, keys, values
 /// side by side, as GPT-2's `c_attn` makes them); sequence `s` holds tokens
 /// `starts[s]..starts[s] + lens[s]` and attends only within itself. Returns the context
-/// `[tokens, d]` and, per sequence, the attention probabilities `[heads, len, len]` (zero above
-/// the diagonal) for the backward pass.
+/// `[tokens, d]` and, per sequence, the log of each query row's softmax denominator
+/// `[heads, len]` (with its max), from which the backward pass recomputes the probabilities
+/// instead of keeping `[heads, len, len]` of them (as flash attention does): memory linear in
+/// the sequence length.
 pub fn attention(qkv: &[f32], lens: &[usize], heads: Heads) -> (Vec<f32>, Vec<Vec<f32>>) {
     let d = heads.d();
     let n: usize = lens.iter().sum();
     let scale = 1.0 / (heads.dim as f32).sqrt();
     let mut out = vec![0f32; n * d];
-    let mut probs: Vec<Vec<f32>> = lens.iter().map(|&l| vec![0f32; heads.n * l * l]).collect();
+    let mut lse: Vec<Vec<f32>> = lens.iter().map(|&l| vec![0f32; heads.n * l]).collect();
     let starts = starts(lens);
     let pieces = split_lens(&mut out, lens.iter().map(|l| l * d));
     pieces
         .into_par_iter()
-        .zip(probs.par_iter_mut())
+        .zip(lse.par_iter_mut())
         .zip(lens.par_iter().zip(starts.par_iter()))
-        .for_each(|((out, p), (&l, &s))| {
+        .for_each(|((out, lse), (&l, &s))| {
             let qkv = &qkv[s * 3 * d..(s + l) * 3 * d];
+            let mut p = vec![0f32; l * l];
             for h in 0..heads.n {
-                let q = &qkv[h * heads.dim..];
-                let k = &qkv[d + h * heads.dim..];
-                let v = &qkv[2 * d + h * heads.dim..];
-                let p = &mut p[h * l * l..(h + 1) * l * l];
-                gemm(
-                    (l, heads.dim, l),
-                    q,
-                    (3 * d, 1),
-                    k,
-                    (1, 3 * d),
-                    0.0,
-                    p,
-                    (l, 1),
-                );
+                scores(qkv, (l, h), heads, &mut p);
                 for i in 0..l {
                     let row = &mut p[i * l..(i + 1) * l];
                     let mut max = f32::NEG_INFINITY;
@@ -352,10 +358,12 @@ pub fn attention(qkv: &[f32], lens: &[usize], heads: Heads) -> (Vec<f32>, Vec<Ve
                         *x *= inv;
                     }
                     row[i + 1..].fill(0.0);
+                    lse[h * l + i] = max + sum.ln();
                 }
+                let v = &qkv[2 * d + h * heads.dim..];
                 gemm(
                     (l, l, heads.dim),
-                    p,
+                    &p,
                     (l, 1),
                     v,
                     (3 * d, 1),
@@ -365,14 +373,14 @@ pub fn attention(qkv: &[f32], lens: &[usize], heads: Heads) -> (Vec<f32>, Vec<Ve
                 );
             }
         });
-    (out, probs)
+    (out, lse)
 }
 
 /// Backward of [`attention`]: from the context's gradient `dout [tokens, d]`, the gradient of
 /// `qkv` `[tokens, 3d]`.
 pub fn attention_backward(
     qkv: &[f32],
-    probs: &[Vec<f32>],
+    lse: &[Vec<f32>],
     dout: &[f32],
     lens: &[usize],
     heads: Heads,
@@ -385,15 +393,24 @@ pub fn attention_backward(
     let pieces = split_lens(&mut dqkv, lens.iter().map(|l| l * 3 * d));
     pieces
         .into_par_iter()
-        .zip(probs.par_iter())
+        .zip(lse.par_iter())
         .zip(lens.par_iter().zip(starts.par_iter()))
-        .for_each(|((dqkv, p), (&l, &s))| {
+        .for_each(|((dqkv, lse), (&l, &s))| {
             let qkv = &qkv[s * 3 * d..(s + l) * 3 * d];
             let dout = &dout[s * d..(s + l) * d];
+            let mut p = vec![0f32; l * l];
             let mut ds = vec![0f32; l * l];
             for h in 0..heads.n {
                 let o = h * heads.dim;
-                let p = &p[h * l * l..(h + 1) * l * l];
+                // the probabilities again, from the scores and the forward's log-denominators
+                scores(qkv, (l, h), heads, &mut p);
+                for i in 0..l {
+                    let (row, m) = (&mut p[i * l..(i + 1) * l], lse[h * l + i]);
+                    for x in &mut row[..=i] {
+                        *x = (*x * scale - m).exp();
+                    }
+                    row[i + 1..].fill(0.0);
+                }
                 // dP = dOut · Vᵀ
                 gemm(
                     (l, heads.dim, l),
@@ -408,7 +425,7 @@ pub fn attention_backward(
                 // dV = Pᵀ · dOut
                 gemm(
                     (l, l, heads.dim),
-                    p,
+                    &p,
                     (1, l),
                     &dout[o..],
                     (d, 1),

@@ -1,15 +1,16 @@
-//! A fused CPU trainer for CLLM4Rec (pretraining and RecLLM finetuning) with a GPT-2 backbone: the forward and
-//! backward passes written out by hand (as llm.c does for GPT-2) over packed sequences, so no
-//! padding is computed, attention runs per sequence, and the softmax heads never hold all
-//! logits at once (blocks of rows compute logits, loss and gradients together).
+//! A fused CPU trainer for CLLM4Rec (pretraining and RecLLM finetuning) with a GPT-2
+//! backbone: the forward and backward passes written out by hand (as llm.c does for GPT-2)
+//! over packed sequences, so no padding is computed, attention runs per sequence and keeps
+//! only each query row's log-denominator for the backward pass, and the softmax heads never
+//! hold all logits at once (blocks of rows compute logits, loss and gradients together).
 //!
 //! It computes the same function as the burn model (`cllm4rec::loss::{collab, content, rec}`,
 //! then burn's Adam): tests check its losses and gradients against PyTorch's
 //! (`tests/fixtures/cllm4rec-grads`, made by `tests/reference/make_cllm4rec_grads.py`) and
 //! against the burn model's. Results differ from burn's in the last bits of floating point.
-//! The `pretrain` and `finetune` stages use it for GPT-2 backbones on the default CPU backend
-//! (parameter `engine`); the burn model stays the path for Llama backbones and the other
-//! backends, and scores for validation and evaluation.
+//! The `pretrain` and `finetune` stages train with it, and the CLLM4Rec scorer scores with it
+//! (validation, `evaluate`), for GPT-2 backbones on the default CPU backend (parameter
+//! `engine`); Llama backbones and the other backends use the burn model.
 
 pub mod kernels;
 
@@ -269,7 +270,8 @@ struct LayerActs {
     ln1: Vec<f32>,
     ln1_stats: NormStats,
     qkv: Vec<f32>,
-    probs: Vec<Vec<f32>>,
+    /// Per sequence, each query row's log softmax denominator `[heads, len]`.
+    lse: Vec<Vec<f32>>,
     att: Vec<f32>,
     x_mid: Vec<f32>,
     ln2: Vec<f32>,
@@ -346,7 +348,7 @@ impl Params {
             let p = |k| &self.t[layer(l, k)];
             let (ln1, ln1_stats) = kernels::layer_norm(&x, p(LN1_G), p(LN1_B), d, s.eps);
             let qkv = kernels::linear(&ln1, p(ATTN_W), p(ATTN_B), d, 3 * d);
-            let (att, probs) = kernels::attention(&qkv, &b.lens, self.heads());
+            let (att, lse) = kernels::attention(&qkv, &b.lens, self.heads());
             let proj = kernels::linear(&att, p(PROJ_W), p(PROJ_B), d, d);
             let x_mid: Vec<f32> = x.iter().zip(&proj).map(|(a, b)| a + b).collect();
             let (ln2, ln2_stats) = kernels::layer_norm(&x_mid, p(LN2_G), p(LN2_B), d, s.eps);
@@ -359,7 +361,7 @@ impl Params {
                 ln1,
                 ln1_stats,
                 qkv,
-                probs,
+                lse,
                 att,
                 x_mid,
                 ln2,
@@ -377,8 +379,8 @@ impl Params {
         }
     }
 
-    /// The last hidden state `[tokens, d]` of a packed batch on the collaborative side (for
-    /// tests).
+    /// The last hidden state `[tokens, d]` of a packed batch, user/item tokens embedded with
+    /// the objective's tables (for tests).
     pub fn hidden(&self, b: &Packed, objective: &Objective) -> Vec<f32> {
         let (u, i, _, _) = objective.tables();
         self.forward(b, u, i).hidden
@@ -395,8 +397,9 @@ impl Params {
         let mut at = 0;
         for (r, &len) in b.lens.iter().enumerate() {
             at += len;
-            let p = at.max(1) - 1;
-            last[r * d..(r + 1) * d].copy_from_slice(&hidden[p * d..(p + 1) * d]);
+            if len > 0 {
+                last[r * d..(r + 1) * d].copy_from_slice(&hidden[(at - 1) * d..at * d]);
+            }
         }
         let table = &self.t[COLLAB_ITEMS];
         let mut scores = vec![0f32; seqs.len() * items];
@@ -587,7 +590,7 @@ impl Params {
             // x_mid = x + c_proj(attention(c_attn(ln_1(x))))
             let (dw, dbias) = two(&mut grads, layer(l, PROJ_W), layer(l, PROJ_B));
             let datt = kernels::linear_backward(&a.att, p(PROJ_W), &dx, (d, d), dw.zip(dbias));
-            let dqkv = kernels::attention_backward(&a.qkv, &a.probs, &datt, &b.lens, self.heads());
+            let dqkv = kernels::attention_backward(&a.qkv, &a.lse, &datt, &b.lens, self.heads());
             drop(datt);
             let (dw, dbias) = two(&mut grads, layer(l, ATTN_W), layer(l, ATTN_B));
             let dln1 =
