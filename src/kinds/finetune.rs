@@ -162,12 +162,7 @@ impl StageKind for Finetune {
 
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: FinetuneParams = params_of(inst)?;
-        if p.engine != "auto" && p.engine != "burn" {
-            return Err((
-                "engine".into(),
-                format!("`engine` is `auto` or `burn`, not `{}`", p.engine),
-            ));
-        }
+        fused::check_engine(&p.engine)?;
         if p.targets != "masked" && p.targets != "all" {
             return Err((
                 "targets".into(),
@@ -238,19 +233,7 @@ impl StageKind for Finetune {
         let _ = writeln!(log, "epoch 0 (pretrained): valid {first}");
         let mut progress = |s: &str| ctx.progress(s);
         // the fused CPU trainer: GPT-2 on the default backend, unless `engine: burn`
-        let mut fused = (p.engine == "auto" && crate::model::backend::KEY.is_none())
-            .then(|| fused::Params::from_model(&model, !info.frozen))
-            .flatten()
-            .map(|params| (params, fused::Adam::new(1e-8)));
-        let _ = writeln!(
-            log,
-            "trainer: {}",
-            if fused.is_some() {
-                "fused CPU (model::fused)"
-            } else {
-                "burn model"
-            }
-        );
+        let mut fused = fused::for_stage(&p.engine, &model, !info.frozen, &mut log);
         for e in 1..=p.epochs {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);

@@ -292,12 +292,7 @@ impl StageKind for Pretrain {
                 ),
             ));
         }
-        if p.engine != "auto" && p.engine != "burn" {
-            return Err((
-                "engine".into(),
-                format!("`engine` is `auto` or `burn`, not `{}`", p.engine),
-            ));
-        }
+        fused::check_engine(&p.engine)?;
         if p.item_order != "shuffle" && p.item_order != "fixed" {
             return Err((
                 "item_order".into(),
@@ -385,19 +380,7 @@ impl StageKind for Pretrain {
         }
         let mut progress = |s: &str| ctx.progress(s);
         // the fused CPU trainer: GPT-2 on the default backend, unless `engine: burn`
-        let mut fused = (p.engine == "auto" && crate::model::backend::KEY.is_none())
-            .then(|| fused::Params::from_model(&model, !frozen))
-            .flatten()
-            .map(|params| (params, fused::Adam::new(1e-8)));
-        let _ = writeln!(
-            log,
-            "trainer: {}",
-            if fused.is_some() {
-                "fused CPU (model::fused)"
-            } else {
-                "burn model"
-            }
-        );
+        let mut fused = fused::for_stage(&p.engine, &model, !frozen, &mut log);
         let corpus_vocab = match vocab {
             ContentVocab::Full => None,
             ContentVocab::Corpus(ids, index) => Some((ids.as_slice(), index)),

@@ -26,6 +26,41 @@ use crate::model::cllm4rec::train::{EpochStats, NonFinite};
 use crate::model::cllm4rec::Cllm4Rec;
 use kernels::{Heads, NormStats};
 
+/// Checks the `engine` param of `pretrain` and `finetune`: `auto` (this trainer where it
+/// applies) or `burn` (the burn model always).
+pub fn check_engine(engine: &str) -> Result<(), (String, String)> {
+    if engine == "auto" || engine == "burn" {
+        Ok(())
+    } else {
+        Err((
+            "engine".into(),
+            format!("`engine` is `auto` or `burn`, not `{engine}`"),
+        ))
+    }
+}
+
+/// The model's parameters for this trainer, when `engine` is `auto`, the build computes on the
+/// default CPU backend and the backbone is a GPT-2; `None`: train with the burn model. Writes
+/// which one to `log`.
+pub fn for_stage(
+    engine: &str,
+    m: &Cllm4Rec,
+    train_backbone: bool,
+    log: &mut dyn std::io::Write,
+) -> Option<(Params, Adam)> {
+    let fused = (engine == "auto" && crate::model::backend::KEY.is_none())
+        .then(|| Params::from_model(m, train_backbone))
+        .flatten()
+        .map(|p| (p, Adam::new(1e-8)));
+    let name = if fused.is_some() {
+        "fused CPU (model::fused)"
+    } else {
+        "burn model"
+    };
+    let _ = writeln!(log, "trainer: {name}");
+    fused
+}
+
 /// The sizes of the model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Shape {
