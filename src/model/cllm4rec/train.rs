@@ -39,6 +39,86 @@ pub struct NonFinite {
     pub value: f64,
 }
 
+/// An epoch in progress: its sums, the progress line after each batch, and its
+/// [`EpochStats`] at the end. Shared by the burn model's epochs and the fused trainer's.
+pub struct Meter {
+    t0: Instant,
+    phase: String,
+    epoch: usize,
+    batches: usize,
+    loss_sum: f64,
+    nll_sum: f64,
+    preds: usize,
+    tokens: usize,
+}
+
+impl Meter {
+    pub fn new(phase: &str, epoch: usize, batches: usize) -> Meter {
+        Meter {
+            t0: Instant::now(),
+            phase: phase.to_owned(),
+            epoch,
+            batches,
+            loss_sum: 0.0,
+            nll_sum: 0.0,
+            preds: 0,
+            tokens: 0,
+        }
+    }
+
+    /// An error if batch `batch` (from 1) has a non-finite loss.
+    pub fn check(&self, batch: usize, value: f64) -> Result<(), NonFinite> {
+        if value.is_finite() {
+            return Ok(());
+        }
+        Err(NonFinite {
+            phase: self.phase.clone(),
+            epoch: self.epoch,
+            batch,
+            value,
+        })
+    }
+
+    /// Counts batch `batch` (from 1): its mean loss per prediction, summed negative
+    /// log-likelihood, predictions and tokens. Returns the progress line.
+    pub fn add(
+        &mut self,
+        batch: usize,
+        loss: f64,
+        nll: f64,
+        preds: usize,
+        tokens: usize,
+    ) -> String {
+        self.loss_sum += loss * preds as f64;
+        self.nll_sum += nll;
+        self.preds += preds;
+        self.tokens += tokens;
+        let secs = self.t0.elapsed().as_secs_f64().max(1e-9);
+        format!(
+            "{} epoch {} batch {batch}/{} loss {:.4} {:.0} tok/s",
+            self.phase,
+            self.epoch,
+            self.batches,
+            self.loss_sum / self.preds.max(1) as f64,
+            self.tokens as f64 / secs
+        )
+    }
+
+    pub fn finish(self) -> EpochStats {
+        let seconds = self.t0.elapsed().as_secs_f64();
+        let preds = self.preds.max(1) as f64;
+        EpochStats {
+            epoch: self.epoch,
+            phase: self.phase,
+            loss: self.loss_sum / preds,
+            nll: self.nll_sum / preds,
+            tokens: self.tokens,
+            tokens_per_s: self.tokens as f64 / seconds.max(1e-9),
+            seconds,
+        }
+    }
+}
+
 /// Train on `seqs` in batches of `batch_size` (in the given order): for each batch, the loss
 /// `f`, a backward pass and an optimizer step. `progress` hears about every batch.
 #[allow(clippy::too_many_arguments)]
@@ -53,47 +133,19 @@ pub fn epoch(
     f: &LossFn<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Cllm4Rec, EpochStats), NonFinite> {
-    let t0 = Instant::now();
-    let (mut loss_sum, mut nll_sum, mut preds, mut tokens) = (0.0, 0.0, 0usize, 0usize);
-    let n_batches = seqs.len().div_ceil(batch_size.max(1));
+    let mut meter = Meter::new(phase, epoch_no, seqs.len().div_ceil(batch_size.max(1)));
     for (k, chunk) in seqs.chunks(batch_size.max(1)).enumerate() {
         let b = Batch::new(chunk);
         let t = targets.map(|t| &t[k * batch_size..k * batch_size + chunk.len()]);
         let loss = f(&model, &b, t);
         let value = loss.value.clone().into_scalar::<f32>() as f64;
-        if !value.is_finite() {
-            return Err(NonFinite {
-                phase: phase.to_owned(),
-                epoch: epoch_no,
-                batch: k + 1,
-                value,
-            });
-        }
+        meter.check(k + 1, value)?;
         let grads = GradientsParams::from_grads(loss.value.backward(), &model);
         model = optim.step(lr, model, grads);
-        loss_sum += value * loss.predictions as f64;
-        nll_sum += loss.nll;
-        preds += loss.predictions;
-        tokens += b.mask.iter().filter(|&&m| m == 1).count();
-        let secs = t0.elapsed().as_secs_f64().max(1e-9);
-        progress(&format!(
-            "{phase} epoch {epoch_no} batch {}/{n_batches} loss {:.4} {:.0} tok/s",
-            k + 1,
-            loss_sum / preds.max(1) as f64,
-            tokens as f64 / secs
-        ));
+        let tokens = b.mask.iter().filter(|&&m| m == 1).count();
+        progress(&meter.add(k + 1, value, loss.nll, loss.predictions, tokens));
     }
-    let seconds = t0.elapsed().as_secs_f64();
-    let stats = EpochStats {
-        epoch: epoch_no,
-        phase: phase.to_owned(),
-        loss: loss_sum / preds.max(1) as f64,
-        nll: nll_sum / preds.max(1) as f64,
-        tokens,
-        tokens_per_s: tokens as f64 / seconds.max(1e-9),
-        seconds,
-    };
-    Ok((model, stats))
+    Ok((model, meter.finish()))
 }
 
 /// The model without autodiff, for scoring.
