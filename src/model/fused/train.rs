@@ -1,5 +1,7 @@
 //! The fused trainer's optimizer (burn's Adam, by hand) and its epoch.
 
+use rayon::prelude::*;
+
 use super::model::Grads;
 use super::{Objective, Packed, Params};
 use crate::model::cllm4rec::batch::Seq;
@@ -26,7 +28,6 @@ impl Adam {
 
     /// One step on `tensors` (in a fixed order from call to call) with their gradients.
     pub fn step(&mut self, tensors: &mut [Vec<f32>], grads: &Grads, lr: f64) {
-        use rayon::prelude::*;
         const B1: f32 = 0.9;
         const B2: f32 = 0.999;
         self.state.resize_with(tensors.len(), || None);
@@ -36,7 +37,6 @@ impl Adam {
             let Some(g) = g else { continue };
             let (time, m, v) =
                 st.get_or_insert_with(|| (0, vec![0f32; g.len()], vec![0f32; g.len()]));
-            let first = *time == 0;
             *time += 1;
             let t = *time as i32;
             let bc2 = (1.0 - B2.powi(t)).sqrt();
@@ -48,13 +48,9 @@ impl Adam {
                 .zip(m.par_chunks_mut(PIECE).zip(v.par_chunks_mut(PIECE)))
                 .for_each(|((p, g), (m, v))| {
                     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                        if first {
-                            *m = g * (1.0 - B1);
-                            *v = g * g * (1.0 - B2);
-                        } else {
-                            *m = *m * B1 + g * (1.0 - B1);
-                            *v = *v * B2 + g * g * (1.0 - B2);
-                        }
+                        // from zero moments this is burn's first step exactly
+                        *m = *m * B1 + g * (1.0 - B1);
+                        *v = *v * B2 + g * g * (1.0 - B2);
                         let update = *m * factor / (v.sqrt() + eps);
                         *p -= update * lr;
                     }
