@@ -212,7 +212,7 @@ fn check_against_pytorch(which: &str) {
         let (shape, want) = read_f32(&st, &format!("grad.{name}"));
         match &grads[i] {
             Some(g) => {
-                // measured: at most 1.2e-6
+                // measured: at most 5.8e-6 (the c_attn bias of layer 1)
                 let e = block_err(g, &want, *shape.last().unwrap(), d);
                 assert!(e < 1e-5, "{which} grad.{name}: relative error {e}");
             }
