@@ -347,11 +347,9 @@ fn corpus_vocabulary_and_frozen_backbone_gradients_match_burn() {
     }
 }
 
-#[test]
-fn recommendation_gradients_with_a_frozen_backbone_match_burn() {
-    let m = random_model(true);
-    let device = train_device();
-    let seqs = vec![
+/// Two recommendation prompts (user, words, items), all prompt.
+fn rec_prompts() -> Vec<Seq> {
+    vec![
         Seq {
             tokens: vec![513, 10, 20, 517, 519, 11],
             prompt_len: 6,
@@ -360,7 +358,14 @@ fn recommendation_gradients_with_a_frozen_backbone_match_burn() {
             tokens: vec![512, 10, 20, 516],
             prompt_len: 4,
         },
-    ];
+    ]
+}
+
+#[test]
+fn recommendation_gradients_with_a_frozen_backbone_match_burn() {
+    let m = random_model(true);
+    let device = train_device();
+    let seqs = rec_prompts();
     let targets = vec![vec![5, 0, 5], vec![2]];
     let burn_loss = loss::rec(&m, &Batch::new(&seqs), &targets, 0.4, &device);
     let want_loss = burn_loss.value.clone().into_scalar::<f32>() as f64;
@@ -380,20 +385,11 @@ fn recommendation_gradients_with_a_frozen_backbone_match_burn() {
 #[test]
 fn recommendation_scores_match_burn() {
     let m = random_model(false);
-    let seqs = vec![
-        Seq {
-            tokens: vec![513, 10, 20, 517, 519, 11],
-            prompt_len: 6,
-        },
-        Seq {
-            tokens: vec![512, 10, 20, 516],
-            prompt_len: 4,
-        },
-        Seq {
-            tokens: vec![514, 518],
-            prompt_len: 2,
-        },
-    ];
+    let mut seqs = rec_prompts();
+    seqs.push(Seq {
+        tokens: vec![514, 518],
+        prompt_len: 2,
+    });
     let want = values(m.rec_logits(&Batch::new(&seqs), &train_device()));
     let got = Params::from_model(&m, false).unwrap().rec_scores(&seqs);
     assert!(rel_err(&got, &want) < 1e-5, "{}", rel_err(&got, &want));

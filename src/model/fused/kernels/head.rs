@@ -97,14 +97,8 @@ pub fn softmax_head(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::close;
     use super::*;
-
-    fn close(a: &[f32], b: &[f32], tol: f32) {
-        assert_eq!(a.len(), b.len());
-        for (i, (x, y)) in a.iter().zip(b).enumerate() {
-            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "at {i}: {x} vs {y}");
-        }
-    }
 
     #[test]
     fn softmax_head_matches_hand_computation() {

@@ -287,7 +287,8 @@ pub fn gelu_backward(x: &[f32], dy: &[f32]) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    fn close(a: &[f32], b: &[f32], tol: f32) {
+    /// `a` equals `b` within `tol` relative (plus `tol` absolute), element by element.
+    pub(super) fn close(a: &[f32], b: &[f32], tol: f32) {
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(b).enumerate() {
             assert!((x - y).abs() <= tol * (1.0 + y.abs()), "at {i}: {x} vs {y}");
