@@ -172,7 +172,7 @@ def main():
     model = MultiVAE(config, train.dataset).to(config["device"])
     trainer = Trainer(config, model)
     start = time.time()
-    best_valid, valid_result = trainer.fit(train, valid, saved=True, show_progress=False)
+    _, valid_result = trainer.fit(train, valid, saved=True, show_progress=False)
     seconds = time.time() - start
     test_result = trainer.evaluate(test, load_best_model=True, show_progress=False)
     ours = our_protocol(model, dataset, args.ingest_dir, config["device"])
