@@ -12,5 +12,6 @@ pub mod gguf;
 pub mod kinds;
 pub mod model;
 pub mod pipeline;
+pub mod report;
 pub mod text;
 pub mod util;

@@ -335,10 +335,30 @@ pub fn curves(dir: &Path, stem: &str, runs: &[Run], valid_metric: &str) -> DrawR
     if ps.is_empty() {
         return Ok(());
     }
-    let size = (1200, if ps.len() > 2 { 900 } else { 450 });
+    let size = curves_size(&ps);
     let svg = dir.join(format!("{stem}.svg"));
     draw_panels(&SVGBackend::new(&svg, size).into_drawing_area(), &ps)?;
     let png = dir.join(format!("{stem}.png"));
     let area = BitMapBackend::new(&png, size).into_drawing_area();
     draw_panels(&area, &ps)
+}
+
+fn curves_size(panels: &[Panel]) -> (u32, u32) {
+    (1200, if panels.len() > 2 { 900 } else { 450 })
+}
+
+/// The training curves of `runs` as SVG text (the same drawing as `curves`' SVG file);
+/// None when no run has a history to draw.
+pub fn curves_svg(runs: &[Run], valid_metric: &str) -> Result<Option<String>, String> {
+    register_font()?;
+    let ps = panels(runs, valid_metric);
+    if ps.is_empty() {
+        return Ok(None);
+    }
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, curves_size(&ps)).into_drawing_area();
+        draw_panels(&area, &ps)?;
+    }
+    Ok(Some(svg))
 }

@@ -69,6 +69,18 @@ fn opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v}")).unwrap_or_default()
 }
 
+impl Cell {
+    /// The mean, change, p_t and p_W as the Markdown table and the HTML report print them.
+    pub fn texts(&self) -> [String; 4] {
+        [
+            format!("{:.4}", self.mean),
+            change_text(self.change),
+            p_text(self.p_t),
+            p_text(self.p_wilcoxon),
+        ]
+    }
+}
+
 impl Table {
     pub fn render(&self, format: Format) -> String {
         match format {
@@ -107,7 +119,8 @@ impl Table {
         out
     }
 
-    fn header_note(&self) -> String {
+    /// What the table's numbers are (printed under the Markdown table and the report's).
+    pub fn header_note(&self) -> String {
         format!(
             "Mean over users; change relative to `{}`; p-values of the two-sided paired t-test (p_t) and Wilcoxon signed-rank test (p_W) across users against it.",
             self.reference
@@ -127,14 +140,8 @@ impl Table {
         for r in &self.rows {
             let _ = write!(out, "| {} | {} |", md_escape(&r.variant), r.users);
             for c in &r.cells {
-                let _ = write!(
-                    out,
-                    " {:.4} | {} | {} | {} |",
-                    c.mean,
-                    change_text(c.change),
-                    p_text(c.p_t),
-                    p_text(c.p_wilcoxon)
-                );
+                let [mean, change, p_t, p_w] = c.texts();
+                let _ = write!(out, " {mean} | {change} | {p_t} | {p_w} |");
             }
             out.push('\n');
         }
@@ -154,14 +161,8 @@ impl Table {
         for r in &self.rows {
             let _ = write!(out, "{} & {}", latex_escape(&r.variant), r.users);
             for c in &r.cells {
-                let _ = write!(
-                    out,
-                    " & {:.4} & {} & {} & {}",
-                    c.mean,
-                    latex_escape(&change_text(c.change)),
-                    p_text(c.p_t),
-                    p_text(c.p_wilcoxon)
-                );
+                let [mean, change, p_t, p_w] = c.texts();
+                let _ = write!(out, " & {mean} & {} & {p_t} & {p_w}", latex_escape(&change));
             }
             out.push_str(" \\\\\n");
         }

@@ -147,7 +147,7 @@ pub fn reproduce(
         let log_path = idir.join("log");
         let log = fs::File::create(&log_path)
             .map_err(io(format!("cannot create `{}`", log_path.display())))?;
-        let progress = |_: &str| {};
+        let progress = |_: crate::kinds::Progress| {};
         let ctx = StageContext {
             instance: inst,
             workdir: &p.dir,

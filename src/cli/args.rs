@@ -45,6 +45,19 @@ pub enum GraphFormat {
     Mermaid,
 }
 
+/// How `run` shows its progress.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ProgressFormat {
+    /// Bars on a terminal, plain lines otherwise (JSON lines on stderr with
+    /// `--log-format json`).
+    Auto,
+    Bars,
+    Plain,
+    /// JSON lines on stdout, one per event (started, progress, epoch, done, cached, failed,
+    /// skipped), then a `finished` line with the counts and metrics; no tables.
+    Json,
+}
+
 /// Output formats of `table`.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum TableFormat {
@@ -87,6 +100,10 @@ pub enum Command {
         /// With `--executor slurm`: submit each instance as its own job, never as a job array.
         #[arg(long)]
         no_job_arrays: bool,
+        /// How progress is shown; `json` streams JSON lines on stdout for notebooks and
+        /// dashboards (README "Progress as JSON lines").
+        #[arg(long, value_enum, default_value_t = ProgressFormat::Auto)]
+        progress: ProgressFormat,
     },
     /// Compute one instance and commit it to the cache (what a Slurm job runs on its node).
     #[command(hide = true)]
@@ -152,10 +169,44 @@ pub enum Command {
     /// Re-execute cached instances into a scratch folder and compare their outputs with the
     /// recorded ones (the cache is only read).
     Reproduce(ReproduceArgs),
+    /// Write one self-contained HTML page of a pipeline's results from the cache: tables,
+    /// plots, every instance, every metric's lineage (runs nothing, writes nothing into the
+    /// cache).
+    Report {
+        #[command(flatten)]
+        p: PipelineArgs,
+        /// The HTML file to write.
+        #[arg(short, long, value_name = "FILE", default_value = "report.html")]
+        output: PathBuf,
+    },
+    /// Export a pipeline's cached runs for MLflow or TensorBoard (reads only the cache).
+    Export {
+        #[command(subcommand)]
+        to: ExportTo,
+    },
     /// Print the content hash of files (their blake3, as b3sum) or folders (a tree hash).
     Hash {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportTo {
+    /// MLflow's file store (`mlflow.set_tracking_uri("file:DIR")`): an experiment per
+    /// pipeline, a run per cached instance.
+    Mlflow {
+        #[command(flatten)]
+        p: PipelineArgs,
+        /// The store folder (made if missing; the pipeline's experiment is replaced).
+        dir: PathBuf,
+    },
+    /// TensorBoard event files (`tensorboard --logdir DIR`): a run per cached instance.
+    Tensorboard {
+        #[command(flatten)]
+        p: PipelineArgs,
+        /// The log folder (made if missing; the pipeline's folder in it is replaced).
+        dir: PathBuf,
     },
 }
 

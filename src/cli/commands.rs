@@ -8,7 +8,7 @@ use crate::cache::statcache::StatCache;
 use crate::cache::store::{Store, StoreError};
 use crate::cache::{gc, hash, verify};
 use crate::cli::args::{
-    Cli, Command, ExecutorKind, GraphFormat, LogFormat, PipelineArgs, TableFormat,
+    Cli, Command, ExecutorKind, GraphFormat, LogFormat, PipelineArgs, ProgressFormat, TableFormat,
 };
 use crate::cli::CliError;
 use crate::cli::{table_cmd, tables};
@@ -44,6 +44,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
             verify,
             executor,
             no_job_arrays,
+            progress,
         } => {
             let pl = load(p, &kinds)?;
             for f in force {
@@ -73,14 +74,21 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 verify: *verify,
                 executor,
             };
-            let reporter = Reporter::new(
-                Mode::detect(cli.log_format == LogFormat::Json),
-                pl.instances.len(),
-            );
+            let mode = match progress {
+                ProgressFormat::Auto => Mode::detect(cli.log_format == LogFormat::Json),
+                ProgressFormat::Bars => Mode::Bars,
+                ProgressFormat::Plain => Mode::Plain,
+                ProgressFormat::Json => Mode::JsonStdout,
+            };
+            let reporter = Reporter::new(mode, pl.instances.len());
             let summary = scheduler::run(&pl, &store, &kinds, &opts, &reporter)?;
-            print!("{}", tables::run_table(&pl, &summary));
-            print!("{}", tables::metrics_table(&pl, &summary.records));
-            print!("{}", table_cmd::after_run(&pl, &store, &summary.records));
+            if mode == Mode::JsonStdout {
+                reporter.json("finished", None, tables::run_json(&pl, &summary));
+            } else {
+                print!("{}", tables::run_table(&pl, &summary));
+                print!("{}", tables::metrics_table(&pl, &summary.records));
+                print!("{}", table_cmd::after_run(&pl, &store, &summary.records));
+            }
             if let Some(err) = summary.error {
                 let failed = summary
                     .status
@@ -240,6 +248,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
             }
         }
         Command::Audit(a) => super::audit::audit(cli, a, &kinds),
+        Command::Report { p, output } => super::report_cmd::report(cli, p, output, &kinds),
+        Command::Export { to } => super::report_cmd::export(cli, to, &kinds),
         Command::Reproduce(a) => super::audit::reproduce(cli, a, &kinds),
         Command::Hash { paths } => {
             let mut stat = StatCache::default();

@@ -3,6 +3,7 @@
 pub mod args;
 mod audit;
 mod commands;
+mod report_cmd;
 mod table_cmd;
 mod tables;
 

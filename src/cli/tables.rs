@@ -70,6 +70,43 @@ pub fn run_table(p: &Pipeline, s: &Summary) -> String {
     out
 }
 
+/// What `run --progress json` says last: the counts of `run_table`, and per instance its
+/// status, output and metrics.
+pub fn run_json(p: &Pipeline, s: &Summary) -> Json {
+    let count = |f: fn(&Status) -> bool| s.status.iter().filter(|x| f(x)).count();
+    let instances: Vec<Json> = p
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| {
+            let status = match &s.status[i] {
+                Status::Ran => "ran",
+                Status::Cached => "cached",
+                Status::Failed(_) => "failed",
+                Status::Skipped => "skipped",
+            };
+            let rec = s.records[i].as_ref();
+            serde_json::json!({
+                "instance": inst.label,
+                "status": status,
+                "output": rec.map(|r| r.output.clone()),
+                "seconds": rec.map(|r| r.duration_s),
+                "metrics": rec.and_then(|r| r.metrics.clone()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "pipeline": p.name,
+        "instances": s.status.len(),
+        "ran": count(|x| *x == Status::Ran),
+        "cached": count(|x| *x == Status::Cached),
+        "failed": count(|x| matches!(x, Status::Failed(_))),
+        "skipped": count(|x| *x == Status::Skipped),
+        "error": s.error.as_ref().map(|e| e.to_string()),
+        "results": instances,
+    })
+}
+
 /// The numeric top-level values of every `metrics.json`, one row per instance.
 pub fn metrics_table(p: &Pipeline, records: &[Option<Record>]) -> String {
     let with: Vec<(&str, &serde_json::Map<String, Json>)> = p
@@ -84,10 +121,7 @@ pub fn metrics_table(p: &Pipeline, records: &[Option<Record>]) -> String {
                 .map(|m| (i.label.as_str(), m))
         })
         .collect();
-    let names: BTreeSet<&String> = with
-        .iter()
-        .flat_map(|(_, m)| m.iter().filter(|(_, v)| v.is_number()).map(|(k, _)| k))
-        .collect();
+    let names: BTreeSet<&String> = crate::report::metric_names(with.iter().map(|(_, m)| *m));
     if names.is_empty() {
         return String::new();
     }
@@ -97,19 +131,11 @@ pub fn metrics_table(p: &Pipeline, records: &[Option<Record>]) -> String {
     for (label, m) in with {
         let mut row = vec![label.to_owned()];
         for n in &names {
-            row.push(m.get(*n).map(fmt_number).unwrap_or_default());
+            row.push(m.get(*n).map(crate::report::fmt_metric).unwrap_or_default());
         }
         rows.push(row);
     }
     format!("\n{}", render(&rows))
-}
-
-fn fmt_number(v: &Json) -> String {
-    match (v.as_i64(), v.as_f64()) {
-        (Some(i), _) => i.to_string(),
-        (None, Some(f)) => format!("{f:.4}"),
-        _ => String::new(),
-    }
 }
 
 pub fn plan_table(rows: &[PlanRow]) -> String {

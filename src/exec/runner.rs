@@ -13,7 +13,7 @@ use crate::cache::record::Record;
 use crate::cache::store::{remove_tree, CommitMeta, Store, StoreError};
 use crate::exec::progress::Reporter;
 use crate::exec::{ExecError, CANCEL};
-use crate::kinds::{Registry, StageContext, StageError};
+use crate::kinds::{Progress, Registry, StageContext, StageError};
 use crate::pipeline::model::point_label;
 use crate::pipeline::Pipeline;
 
@@ -71,7 +71,7 @@ pub fn compute(
     reporter.started(&inst.label);
     let tmp = store.new_tmp(&key_hash)?;
     let started = SystemTime::now();
-    let progress = |status: &str| reporter.progress(&inst.label, status);
+    let progress = |event: Progress| reporter.stage_progress(&inst.label, event);
     let result = run_in(p, i, &tmp, &key_hash, outputs, store, kinds, &progress);
     let result = result.and_then(|()| {
         let meta = CommitMeta {
@@ -162,7 +162,7 @@ fn run_in(
     outputs: &[Option<String>],
     store: &Store,
     kinds: &Registry,
-    progress: &(dyn Fn(&str) + Sync),
+    progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<(), ExecError> {
     let inst = &p.instances[i];
     let mut inputs: BTreeMap<String, PathBuf> = BTreeMap::new();

@@ -290,7 +290,9 @@ impl StageKind for Finetune {
                 "epoch {e}: loss {:.4} ({:.0} tokens/s), valid {v}",
                 stats.loss, stats.tokens_per_s
             );
-            history.push(json!({"epoch": e, "train": stats, "valid": v}));
+            let entry = json!({"epoch": e, "train": stats, "valid": v});
+            ctx.epoch(&entry);
+            history.push(entry);
             if crit > best {
                 best = crit;
                 best_epoch = e;

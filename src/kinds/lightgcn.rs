@@ -179,6 +179,7 @@ impl StageKind for LightGcnKind {
                     best = Some((ndcg, e, scorer.emb, bytes));
                 }
             }
+            ctx.epoch(&entry);
             history.push(entry);
         }
         let (ndcg, best_epoch, emb, bytes) = match best {

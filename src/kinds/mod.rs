@@ -36,13 +36,26 @@ pub struct StageContext<'a> {
     pub log: &'a File,
     /// Set on Ctrl-C: stop as soon as possible.
     pub cancel: &'a AtomicBool,
-    /// Shows a short status line (epoch, batch, loss, tokens/s) beside the running stage.
-    pub progress: &'a (dyn Fn(&str) + Sync),
+    /// Hears the stage's progress: status lines and finished epochs.
+    pub progress: &'a (dyn Fn(Progress) + Sync),
+}
+
+/// What a running stage says about its progress.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A short status line (epoch, batch, loss, tokens/s), shown beside the running stage.
+    Status(&'a str),
+    /// A finished epoch: its entry of the stage's `history.json`.
+    Epoch(&'a serde_json::Value),
 }
 
 impl StageContext<'_> {
     pub fn progress(&self, status: &str) {
-        (self.progress)(status)
+        (self.progress)(Progress::Status(status))
+    }
+    /// A finished epoch, as it goes into `history.json`.
+    pub fn epoch(&self, entry: &serde_json::Value) {
+        (self.progress)(Progress::Epoch(entry))
     }
 }
 

@@ -203,6 +203,7 @@ impl StageKind for MultiVaeKind {
                     best = Some((ndcg, e, checkpoint::to_bytes(&model).map_err(fail)?));
                 }
             }
+            ctx.epoch(&entry);
             history.push(entry);
         }
         let (ndcg, best_epoch, bytes) = match best {

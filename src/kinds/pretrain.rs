@@ -449,6 +449,7 @@ impl StageKind for Pretrain {
                 "{phase} epoch {e}: loss {:.4} nll {:.4} ({} tokens in {:.1} s, {:.0} tokens/s)",
                 stats.loss, stats.nll, stats.tokens, stats.seconds, stats.tokens_per_s
             );
+            ctx.epoch(&json!(stats));
             history.push(stats);
         }
         if let Some((params, _)) = fused {

@@ -22,5 +22,6 @@ mod kill_loop;
 mod llama_backbone;
 mod model;
 mod races;
+mod report;
 mod sandbox;
 mod slurm;
