@@ -6,8 +6,9 @@
 //! (RFC 3339), and by event: `started`; `progress` (`status`: the stage's status line, at most
 //! one a second per instance); `epoch` (`epoch` and `entry`: the epoch's entry of the stage's
 //! `history.json`); `done` (`seconds`, `reused`); `cached`; `failed` (`message`); `skipped`
-//! (`reason`); `note` (`message`); `waiting` (`message`); and, last, `finished` (no
-//! instance: the run's counts and each instance's metrics; see `cli::commands`).
+//! (`reason`); `note` (`message`); `waiting` (`message`); and, with `--progress json`, last,
+//! `finished` (no instance: the run's counts and each instance's status, output and metrics;
+//! `cli::tables::run_json`).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};

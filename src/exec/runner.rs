@@ -35,13 +35,33 @@ pub struct RunEnv<'a> {
     pub reporter: &'a Reporter,
 }
 
+/// The output hash of each instance that instance `i` reads: all of the run's state that its
+/// computation needs, copied for it alone (a copy of every instance's would make a run's
+/// scheduling quadratic in its size).
+pub type Upstream = std::collections::HashMap<usize, String>;
+
+/// The upstream outputs of instance `i`, from the run's `outputs` (every input must be done).
+pub fn upstream(p: &Pipeline, i: usize, outputs: &[Option<String>]) -> Upstream {
+    p.instances[i]
+        .inputs
+        .iter()
+        .flat_map(|x| x.instances.iter().copied())
+        .map(|j| {
+            let out = outputs[j]
+                .clone()
+                .expect("inputs are done before their consumers");
+            (j, out)
+        })
+        .collect()
+}
+
 /// Compute instance `i` under its key's lock (unless a complete entry appears meanwhile and
-/// `force` is off). `outputs` holds the output hash of every finished instance.
+/// `force` is off). `outputs` holds the output hash of each of its inputs.
 pub fn compute(
     env: &RunEnv,
     i: usize,
     key: &CacheKey,
-    outputs: &[Option<String>],
+    outputs: &Upstream,
     force: bool,
     git_commit: Option<String>,
 ) -> Result<Outcome, ExecError> {
@@ -159,7 +179,7 @@ fn run_in(
     i: usize,
     tmp: &std::path::Path,
     key_hash: &str,
-    outputs: &[Option<String>],
+    outputs: &Upstream,
     store: &Store,
     kinds: &Registry,
     progress: &(dyn Fn(Progress) + Sync),
@@ -169,8 +189,8 @@ fn run_in(
     for input in &inst.inputs {
         let data = |j: usize| {
             store.object_data(
-                outputs[j]
-                    .as_deref()
+                outputs
+                    .get(&j)
                     .expect("inputs are done before their consumers"),
             )
         };

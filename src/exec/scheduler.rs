@@ -1,12 +1,15 @@
 //! Run a pipeline: instances whose inputs are done are checked against the cache on the main
 //! thread; misses run on worker threads, up to `jobs` cpus at a time, or with
-//! `Executor::Slurm` as Slurm jobs, up to `jobs` at a time.
+//! `Executor::Slurm` as Slurm jobs, up to `jobs` at a time. Each instance is checked once,
+//! when its last input is done, and a worker gets only its own inputs' outputs, so a run's
+//! bookkeeping grows linearly with the number of instances.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::cache::key::CacheKey;
 use crate::cache::lock::StoreLock;
 use crate::cache::record::Record;
 use crate::cache::statcache::StatCache;
@@ -14,7 +17,7 @@ use crate::cache::store::Store;
 use crate::cache::verify;
 use crate::exec::keys::instance_key;
 use crate::exec::progress::Reporter;
-use crate::exec::runner::{compute, Outcome, RunEnv};
+use crate::exec::runner::{compute, upstream, Outcome, RunEnv};
 use crate::exec::slurm::executor::{self as slurm_executor, Request};
 use crate::exec::slurm::SlurmOptions;
 use crate::exec::{ExecError, CANCEL};
@@ -100,6 +103,7 @@ pub fn run(
         None => (p.instances[i].resources.cpus.unwrap_or(1) as usize).clamp(1, jobs),
     };
 
+    let mut dag = Dag::new(p);
     let env = RunEnv {
         pipeline: p,
         store,
@@ -118,88 +122,83 @@ pub fn run(
         let mut used = 0usize;
         let mut running = 0usize;
         let mut stop = false;
+        // Instances whose inputs are all done, to be checked against the cache (in index
+        // order), and the misses among them waiting for cpus, by cost, in index order, with
+        // their keys. Each instance is looked at once when it becomes ready, never rescanned:
+        // a run's bookkeeping is linear in its size.
+        let mut check: BTreeSet<usize> = (0..n).filter(|&i| dag.pending[i] == 0).collect();
+        let mut misses: BTreeMap<usize, BTreeMap<usize, (CacheKey, bool)>> = BTreeMap::new();
         loop {
             if CANCEL.load(Ordering::SeqCst) {
                 stop = true;
             }
-            // Launch what is ready.
-            let mut progressed = true;
-            while progressed && !stop {
-                progressed = false;
-                for i in 0..n {
-                    if !matches!(state[i], State::Waiting) {
-                        continue;
-                    }
-                    let ups: Vec<usize> = p.instances[i]
-                        .inputs
-                        .iter()
-                        .flat_map(|x| x.instances.iter().copied())
-                        .collect();
-                    if ups.iter().any(|&j| matches!(state[j], State::Failed)) {
-                        state[i] = State::Failed;
-                        reporter.skipped(&p.instances[i].label, "an input failed");
-                        progressed = true;
-                        continue;
-                    }
-                    if !ups.iter().all(|&j| matches!(state[j], State::Done)) {
-                        continue;
-                    }
-                    let (key, _) = instance_key(p, i, &outputs, &stat, kinds)?;
-                    tracing::debug!(instance = %p.instances[i].label, key = %key.hash(), "key computed");
-                    let forced = opts.force.contains(&p.instances[i].stage_name);
-                    let hit = if forced {
-                        None
-                    } else {
-                        reusable(
-                            store,
-                            &key.hash(),
-                            opts.verify,
-                            reporter,
-                            &p.instances[i].label,
-                        )
-                    };
-                    if let Some(rec) = hit {
-                        let inst = &p.instances[i];
-                        store.touch_index(
-                            &p.name,
-                            &inst.stage_name,
-                            &inst.label,
-                            &inst.point,
-                            &rec.key_hash,
-                        );
-                        outputs[i] = Some(rec.output.clone());
-                        records[i] = Some(rec);
-                        status[i] = Status::Cached;
-                        state[i] = State::Done;
-                        reporter.cached(&p.instances[i].label);
-                        progressed = true;
-                        continue;
-                    }
-                    let c = cost(i);
-                    if used > 0 && used + c > jobs {
-                        continue;
-                    }
-                    used += c;
-                    running += 1;
-                    state[i] = State::Running;
-                    progressed = true;
-                    if submit.is_some() {
-                        batch.push(Request {
-                            index: i,
-                            key,
-                            force: forced,
-                        });
-                        continue;
-                    }
-                    let tx = tx.clone();
-                    let outs = outputs.clone();
-                    let gc = git_commit();
-                    scope.spawn(move || {
-                        let t0 = Instant::now();
-                        let r = compute(env, i, &key, &outs, forced, gc);
-                        let _ = tx.send((i, t0, r));
-                    });
+            while !stop {
+                let Some(i) = check.pop_first() else { break };
+                let (key, _) = instance_key(p, i, &outputs, &stat, kinds)?;
+                tracing::debug!(instance = %p.instances[i].label, key = %key.hash(), "key computed");
+                let forced = opts.force.contains(&p.instances[i].stage_name);
+                let hit = if forced {
+                    None
+                } else {
+                    reusable(
+                        store,
+                        &key.hash(),
+                        opts.verify,
+                        reporter,
+                        &p.instances[i].label,
+                    )
+                };
+                let Some(rec) = hit else {
+                    misses.entry(cost(i)).or_default().insert(i, (key, forced));
+                    continue;
+                };
+                let inst = &p.instances[i];
+                store.touch_index(
+                    &p.name,
+                    &inst.stage_name,
+                    &inst.label,
+                    &inst.point,
+                    &rec.key_hash,
+                );
+                outputs[i] = Some(rec.output.clone());
+                records[i] = Some(rec);
+                status[i] = Status::Cached;
+                state[i] = State::Done;
+                reporter.cached(&p.instances[i].label);
+                dag.done(i, &mut check);
+            }
+            // Launch the first waiting miss (by index) whose cpus fit, while one does.
+            while !stop {
+                let free = if used == 0 { usize::MAX } else { jobs - used };
+                let first = misses
+                    .range(..=free)
+                    .filter_map(|(&c, m)| m.first_key_value().map(|(&i, _)| (i, c)))
+                    .min();
+                let Some((i, c)) = first else { break };
+                let bucket = misses.get_mut(&c).expect("a bucket of that cost");
+                let (key, forced) = bucket.remove(&i).expect("the miss just found");
+                if bucket.is_empty() {
+                    misses.remove(&c);
                 }
+                used += c;
+                running += 1;
+                state[i] = State::Running;
+                if submit.is_some() {
+                    batch.push(Request {
+                        index: i,
+                        key,
+                        force: forced,
+                    });
+                    continue;
+                }
+                let tx = tx.clone();
+                let ups = upstream(p, i, &outputs);
+                let gc = git_commit();
+                scope.spawn(move || {
+                    let t0 = Instant::now();
+                    let r = compute(env, i, &key, &ups, forced, gc);
+                    let _ = tx.send((i, t0, r));
+                });
             }
             if let (Some(s), false) = (&submit, batch.is_empty()) {
                 s.send(std::mem::take(&mut batch))
@@ -221,6 +220,7 @@ pub fn run(
                     status[i] = if out.ran { Status::Ran } else { Status::Cached };
                     records[i] = Some(out.record);
                     state[i] = State::Done;
+                    dag.done(i, &mut check);
                 }
                 Err(e) => {
                     state[i] = State::Failed;
@@ -235,6 +235,15 @@ pub fn run(
                     }
                     if !opts.keep_going {
                         stop = true;
+                    }
+                    if !stop {
+                        // What depends on it is skipped; the rest goes on.
+                        for j in dag.downstream(i) {
+                            if matches!(state[j], State::Waiting) {
+                                state[j] = State::Failed;
+                                reporter.skipped(&p.instances[j].label, "an input failed");
+                            }
+                        }
                     }
                 }
             }
@@ -252,6 +261,59 @@ pub fn run(
         records,
         error: first_error,
     })
+}
+
+/// The instance graph as the scheduler walks it: what each instance feeds, and how many of
+/// its inputs are not done yet.
+struct Dag {
+    feeds: Vec<Vec<usize>>,
+    pending: Vec<usize>,
+}
+
+impl Dag {
+    fn new(p: &Pipeline) -> Dag {
+        let n = p.instances.len();
+        let mut feeds = vec![Vec::new(); n];
+        let mut pending = vec![0; n];
+        for (i, inst) in p.instances.iter().enumerate() {
+            let mut ups: Vec<usize> = inst
+                .inputs
+                .iter()
+                .flat_map(|x| x.instances.iter().copied())
+                .collect();
+            ups.sort_unstable();
+            ups.dedup();
+            pending[i] = ups.len();
+            for j in ups {
+                feeds[j].push(i);
+            }
+        }
+        Dag { feeds, pending }
+    }
+
+    /// Instance `i` is done: each instance it feeds whose inputs are now all done is ready.
+    fn done(&mut self, i: usize, ready: &mut BTreeSet<usize>) {
+        for &j in &self.feeds[i] {
+            self.pending[j] -= 1;
+            if self.pending[j] == 0 {
+                ready.insert(j);
+            }
+        }
+    }
+
+    /// Every instance that depends on `i`, directly or not, in index order.
+    fn downstream(&self, i: usize) -> Vec<usize> {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![i];
+        while let Some(x) = todo.pop() {
+            for &j in &self.feeds[x] {
+                if seen.insert(j) {
+                    todo.push(j);
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
 }
 
 /// A complete entry for `key`; with `verify`, only if its object rehashes clean (a damaged

@@ -76,7 +76,7 @@ pub fn exec_stage(
         &env,
         i,
         &k,
-        &outputs,
+        &crate::exec::runner::upstream(p, i, &outputs),
         force,
         crate::util::git_commit(&p.dir),
     )
