@@ -158,7 +158,10 @@ mod tests {
         let lines: Vec<&str> = s.lines().collect();
         let (quoted, caret) = (lines[3], lines[4]);
         assert!(quoted.len() <= EXCERPT_CHARS + 12, "{}", quoted.len());
-        assert!(quoted.starts_with("1 | ...a") && quoted.ends_with("b..."), "{quoted}");
+        assert!(
+            quoted.starts_with("1 | ...a") && quoted.ends_with("b..."),
+            "{quoted}"
+        );
         assert_eq!(quoted.find('X'), caret.find('^'), "the caret is under `X`");
         // near either end there is one cut only
         for (col, want) in [(1, "1 | aaa"), (10001, "1 | ...b")] {

@@ -41,8 +41,8 @@ fn install_hook() {
                 .location()
                 .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
             let bt = std::backtrace::Backtrace::capture();
-            let bt = (bt.status() == std::backtrace::BacktraceStatus::Captured)
-                .then(|| bt.to_string());
+            let bt =
+                (bt.status() == std::backtrace::BacktraceStatus::Captured).then(|| bt.to_string());
             CAUGHT.with(|c| *c.borrow_mut() = Some((at, bt)));
         }));
     });
@@ -77,7 +77,8 @@ mod tests {
     fn a_panic_becomes_its_message_and_place() {
         let p = contain(|| -> u32 { panic!("boom {}", 7) }).unwrap_err();
         assert!(
-            p.message.starts_with("stage panicked at src/exec/panics.rs:")
+            p.message
+                .starts_with("stage panicked at src/exec/panics.rs:")
                 && p.message.ends_with(": boom 7"),
             "{}",
             p.message

@@ -383,7 +383,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(status[1..], [Status::Ran, Status::Skipped]);
-        assert_eq!((records, tmp), (1, 0), "only `b` is cached; no work folder is left");
+        assert_eq!(
+            (records, tmp),
+            (1, 0),
+            "only `b` is cached; no work folder is left"
+        );
 
         // without --keep-going the run stops after the failure (one job: `b` never started)
         let (status, records, tmp) = run_panicking(false);

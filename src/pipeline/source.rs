@@ -22,7 +22,9 @@ pub fn too_large(path: &Path, len: u64) -> PipelineError {
                 MAX_FILE_BYTES >> 20
             ),
         )
-        .with_hint("pipeline and template files are YAML of a few KB; data belongs in stage inputs"),
+        .with_hint(
+            "pipeline and template files are YAML of a few KB; data belongs in stage inputs",
+        ),
     )
     .into()
 }

@@ -171,13 +171,19 @@ mod tests {
         );
         assert_eq!(
             SpanIndex::build(&deep("{a: ", "}", 200)).too_deep,
-            Some(Pos { line: 2, col: 4 + 127 * 4 })
+            Some(Pos {
+                line: 2,
+                col: 4 + 127 * 4
+            })
         );
         // block nesting counts the same
         let block = format!("x:\n{}a\n", "- ".repeat(200));
         assert_eq!(
             SpanIndex::build(&block).too_deep,
-            Some(Pos { line: 2, col: 1 + 127 * 2 })
+            Some(Pos {
+                line: 2,
+                col: 1 + 127 * 2
+            })
         );
         // 100,000 deep: the scanner's own flow bound, at the 256th `[`, in well under a second
         let t0 = std::time::Instant::now();

@@ -252,8 +252,15 @@ fn a_panicking_stage_fails_with_its_message_and_the_run_ends() {
             .contains("error: stage panicked at"),
         "{log}"
     );
-    assert!(walk_files(&e.path("cache/tmp")).is_empty(), "no work folder is left");
-    assert_eq!(e.records("cache"), 1, "`tables` only: the run stopped at `tok`");
+    assert!(
+        walk_files(&e.path("cache/tmp")).is_empty(),
+        "no work folder is left"
+    );
+    assert_eq!(
+        e.records("cache"),
+        1,
+        "`tables` only: the run stopped at `tok`"
+    );
 
     // --keep-going: `other` runs, `after` is skipped, `tok` still has no entry
     let r = run_within(&e, &["run", "p.yaml", "--keep-going"], 60).fails(1);
@@ -264,7 +271,10 @@ fn a_panicking_stage_fails_with_its_message_and_the_run_ends() {
             .unwrap_or_else(|| panic!("no `{name}` in:\n{out}"))
             .to_owned()
     };
-    assert!(line("other").contains("ran") || line("other").contains("cached"), "{out}");
+    assert!(
+        line("other").contains("ran") || line("other").contains("cached"),
+        "{out}"
+    );
     assert!(line("after").contains("skipped"), "{out}");
     assert!(line("tok").contains("FAILED"), "{out}");
     assert_eq!(e.records("cache"), 2, "`tables` and `other` only");
@@ -280,7 +290,10 @@ fn sigterm_cancels_running_stages_and_leaves_no_entry() {
     unsafe { libc_kill(child.id() as i32, 15) };
     let t0 = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
-    assert!(t0.elapsed() < Duration::from_secs(10), "did not stop the stage");
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "did not stop the stage"
+    );
     assert_eq!(
         out.status.code(),
         Some(130),
@@ -310,9 +323,21 @@ fn a_template_placeholder_without_a_value_is_refused_at_load() {
     assert_eq!(e.records("cache"), 0, "nothing ran");
     // an unknown placeholder and a missing one, in other templates
     for (param, value, want) in [
-        ("rec_prompt", "{user} likes {item}", "`rec_prompt` cannot use `{item}`"),
-        ("collab_prompt", "{usr} has interacted with", "unknown placeholder `{usr}`"),
-        ("user_prompt", "someone is described as:", "`user_prompt` must contain `{user}`"),
+        (
+            "rec_prompt",
+            "{user} likes {item}",
+            "`rec_prompt` cannot use `{item}`",
+        ),
+        (
+            "collab_prompt",
+            "{usr} has interacted with",
+            "unknown placeholder `{usr}`",
+        ),
+        (
+            "user_prompt",
+            "someone is described as:",
+            "`user_prompt` must contain `{user}`",
+        ),
     ] {
         let yaml = PANICKING_TOKENIZE.replace(
             "    kind: tokenize\n",
