@@ -212,6 +212,8 @@ fn run_within(e: &Env, args: &[&str], secs: u64) -> Run {
 /// A `command` stage that writes the tables of an `ingest` output whose training row names
 /// user 5 of a single user: the `tokenize` that reads it indexes past its per-user table and
 /// panics (a real panic path: tokenize trusts its input). `other` is independent of both.
+/// Should tokenize learn to refuse such a table, this needs another way to panic; the
+/// scheduler's unit test (a kind that panics) does not depend on one.
 const PANICKING_TOKENIZE: &str = r#"name: p
 stages:
   tables:
