@@ -1,6 +1,7 @@
 //! Executing a pipeline: cache keys of instances, the parallel scheduler, `plan`, progress.
 
 pub mod keys;
+pub mod panics;
 pub mod plan;
 pub mod progress;
 pub mod runner;

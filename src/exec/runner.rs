@@ -11,6 +11,7 @@ use crate::cache::key::CacheKey;
 use crate::cache::lock::KeyLock;
 use crate::cache::record::Record;
 use crate::cache::store::{remove_tree, CommitMeta, Store, StoreError};
+use crate::exec::panics;
 use crate::exec::progress::Reporter;
 use crate::exec::{ExecError, CANCEL};
 use crate::kinds::{Progress, Registry, StageContext, StageError};
@@ -92,8 +93,10 @@ pub fn compute(
     let tmp = store.new_tmp(&key_hash)?;
     let started = SystemTime::now();
     let progress = |event: Progress| reporter.stage_progress(&inst.label, event);
-    let result = run_in(p, i, &tmp, &key_hash, outputs, store, kinds, &progress);
-    let result = result.and_then(|()| {
+    // A panic in the stage (caught in `run_in`, with its log) or in the commit fails the
+    // instance like any other error: its work folder is removed below.
+    let result = panics::contain(|| {
+        run_in(p, i, &tmp, &key_hash, outputs, store, kinds, &progress)?;
         let meta = CommitMeta {
             key,
             key_hash: &key_hash,
@@ -116,6 +119,13 @@ pub fn compute(
                 ),
                 log: store.log_path(&key_hash),
             }
+        })
+    })
+    .unwrap_or_else(|panic| {
+        Err(ExecError::Stage {
+            label: inst.label.clone(),
+            message: panic.message,
+            log: store.log_path(&key_hash),
         })
     });
     match result {
@@ -226,7 +236,14 @@ fn run_in(
         progress,
     };
     let kind = kinds.get(&inst.kind).expect("validated kind");
-    match kind.run(&ctx) {
+    let ran = panics::contain(|| kind.run(&ctx)).unwrap_or_else(|panic| {
+        if let Some(bt) = &panic.backtrace {
+            let mut log = &log;
+            let _ = writeln!(log, "{}\n{bt}", panic.message);
+        }
+        Err(StageError::Failed(panic.message))
+    });
+    match ran {
         Ok(()) if CANCEL.load(Ordering::SeqCst) => Err(ExecError::Cancelled),
         Ok(()) => Ok(()),
         Err(StageError::Cancelled) => Err(ExecError::Cancelled),

@@ -16,6 +16,7 @@ use crate::cache::statcache::StatCache;
 use crate::cache::store::Store;
 use crate::cache::verify;
 use crate::exec::keys::instance_key;
+use crate::exec::panics;
 use crate::exec::progress::Reporter;
 use crate::exec::runner::{compute, upstream, Outcome, RunEnv};
 use crate::exec::slurm::executor::{self as slurm_executor, Request};
@@ -118,6 +119,9 @@ pub fn run(
             Some(o) => Some(slurm_executor::start(scope, env, o, tx.clone())?),
             None => None,
         };
+        // With Slurm the executor holds the only sender: should its thread die, `recv` says so
+        // rather than waiting forever.
+        let tx = submit.is_none().then_some(tx);
         let mut batch: Vec<Request> = Vec::new();
         let mut used = 0usize;
         let mut running = 0usize;
@@ -191,12 +195,21 @@ pub fn run(
                     });
                     continue;
                 }
-                let tx = tx.clone();
+                let tx = tx.clone().expect("local workers");
                 let ups = upstream(p, i, &outputs);
                 let gc = git_commit();
                 scope.spawn(move || {
                     let t0 = Instant::now();
-                    let r = compute(env, i, &key, &ups, forced, gc);
+                    // `compute` contains a stage's panics; this catches any other, so that
+                    // every worker reports back and the loop below cannot wait forever.
+                    let r = panics::contain(|| compute(env, i, &key, &ups, forced, gc))
+                        .unwrap_or_else(|panic| {
+                            Err(ExecError::Stage {
+                                label: p.instances[i].label.clone(),
+                                message: panic.message,
+                                log: store.log_path(&key.hash()),
+                            })
+                        });
                     let _ = tx.send((i, t0, r));
                 });
             }
@@ -207,8 +220,14 @@ pub fn run(
             if running == 0 {
                 break;
             }
-            let Ok((i, t0, r)) = rx.recv_timeout(Duration::from_millis(50)) else {
-                continue;
+            let (i, t0, r) = match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(done) => done,
+                Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(ExecError::Slurm(format!(
+                        "the slurm executor stopped with {running} instance(s) outstanding"
+                    )))
+                }
             };
             running -= 1;
             used -= cost(i);
@@ -338,4 +357,104 @@ fn reusable(
         }
     }
     Some(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::progress::Mode;
+    use crate::kinds::{StageContext, StageError, StageKind};
+
+    /// Writes one file.
+    struct Writes;
+    impl StageKind for Writes {
+        fn name(&self) -> &'static str {
+            "writes"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
+            std::fs::write(ctx.out.join("x"), "x").map_err(|e| StageError::Failed(e.to_string()))
+        }
+    }
+
+    /// Writes part of its output, then panics.
+    struct Panics;
+    impl StageKind for Panics {
+        fn name(&self) -> &'static str {
+            "panics"
+        }
+        fn version(&self) -> u32 {
+            1
+        }
+        fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
+            std::fs::write(ctx.out.join("partial"), "p").unwrap();
+            let v: Vec<u32> = Vec::new();
+            std::hint::black_box(v[ctx.instance.label.len()]);
+            Ok(())
+        }
+    }
+
+    /// Run `a` (panics), `b` (independent) and `c` (needs `a`) on a fresh cache, on a thread
+    /// that must finish within a minute: (status of a, b, c; cache entries; work folders left).
+    fn run_panicking(keep_going: bool) -> (Vec<Status>, usize, usize) {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let tmp = tempfile::tempdir().unwrap();
+            let kinds = Registry::of(vec![Box::new(Writes), Box::new(Panics)]);
+            let yaml = "name: p\nstages:\n  a: {kind: panics}\n  b: {kind: writes}\n  c: {kind: writes, needs: [a]}\n";
+            let p = crate::pipeline::load::load_text(
+                &tmp.path().join("p.yaml"),
+                yaml.into(),
+                &[],
+                &kinds,
+            )
+            .unwrap();
+            let store = Store::open(&tmp.path().join("cache")).unwrap();
+            let opts = RunOptions {
+                jobs: 1,
+                keep_going,
+                ..RunOptions::default()
+            };
+            let reporter = Reporter::new(Mode::Plain, p.instances.len());
+            let s = run(&p, &store, &kinds, &opts, &reporter).unwrap();
+            assert!(matches!(s.error, Some(ExecError::Stage { ref label, .. }) if label == "a"));
+            let entries = |d: &std::path::Path| std::fs::read_dir(d).unwrap().flatten();
+            let records: usize = entries(&store.root.join("records"))
+                .map(|shard| entries(&shard.path()).count())
+                .sum();
+            let work = entries(&store.root.join("tmp")).count();
+            let labels: Vec<&str> = p.instances.iter().map(|i| i.label.as_str()).collect();
+            assert_eq!(labels, ["a", "b", "c"]);
+            tx.send((s.status, records, work)).unwrap();
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the run hung after a stage panicked")
+    }
+
+    #[test]
+    fn a_panicking_stage_fails_alone_and_leaves_nothing() {
+        let (status, records, tmp) = run_panicking(true);
+        match &status[0] {
+            Status::Failed(m) => assert!(
+                m.starts_with("stage panicked at src/exec/scheduler.rs:")
+                    && m.contains("index out of bounds"),
+                "{m}"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(status[1..], [Status::Ran, Status::Skipped]);
+        assert_eq!(
+            (records, tmp),
+            (1, 0),
+            "only `b` is cached; no work folder is left"
+        );
+
+        // without --keep-going the run stops after the failure (one job: `b` never started)
+        let (status, records, tmp) = run_panicking(false);
+        assert!(matches!(status[0], Status::Failed(_)), "{status:?}");
+        assert_eq!(status[1..], [Status::Skipped, Status::Skipped]);
+        assert_eq!((records, tmp), (0, 0));
+    }
 }

@@ -159,6 +159,12 @@ impl Default for Registry {
 }
 
 impl Registry {
+    /// A registry of exactly these kinds (tests of the executor with kinds of their own).
+    #[cfg(test)]
+    pub(crate) fn of(kinds: Vec<Box<dyn StageKind>>) -> Registry {
+        Registry { kinds }
+    }
+
     pub fn get(&self, name: &str) -> Option<&dyn StageKind> {
         self.kinds
             .iter()

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::kinds::{params_of, StageContext, StageError, StageKind};
 use crate::pipeline::Instance;
 use crate::text::binfmt::Corpus;
-use crate::text::docs::{stats, tail, Template, Vocab};
+use crate::text::docs::{placeholders, stats, tail, Template, Vocab};
 use crate::text::{self, Tokenizer};
 
 /// The params of a `tokenize` stage (stages/tokenize.yaml documents each).
@@ -92,22 +92,70 @@ struct Templates {
     rec: Template,
 }
 
-fn templates(p: &TokenizeParams, tok: &dyn Tokenizer) -> Result<Templates, (String, String)> {
-    let parse = |name: &str, t: &str, needs: &[&str]| -> Result<Template, (String, String)> {
-        let tpl = Template::parse(t, tok).map_err(|m| (name.to_owned(), m))?;
-        for n in needs {
-            if !tpl.uses(n) {
-                return Err((name.to_owned(), format!("`{name}` must contain `{{{n}}}`")));
-            }
+/// Each template param: its text, what a document it starts is rendered for, and the
+/// placeholders it must have (the only ones it may have: a placeholder without a value, such
+/// as `{user}` in the prompt of an item's description, has nothing to be rendered as).
+type TemplateParam<'a> = (&'static str, &'a str, &'static str, &'static [&'static str]);
+
+fn template_params(p: &TokenizeParams) -> [TemplateParam<'_>; 5] {
+    const USER: &[&str] = &["user"];
+    const ITEM: &[&str] = &["item"];
+    const USER_ITEM: &[&str] = &["user", "item"];
+    const USER_ITEMS: &[&str] = &["user", "items"];
+    [
+        ("collab_prompt", p.collab_prompt.as_str(), "a user", USER),
+        (
+            "review_prompt",
+            p.review_prompt.as_str(),
+            "a user's review of an item",
+            USER_ITEM,
+        ),
+        ("item_prompt", p.item_prompt.as_str(), "an item alone", ITEM),
+        ("user_prompt", p.user_prompt.as_str(), "a user alone", USER),
+        (
+            "rec_prompt",
+            p.rec_prompt.as_str(),
+            "a user and their items",
+            USER_ITEMS,
+        ),
+    ]
+}
+
+/// Check every template's placeholders (no tokenizer needed): (param name, message).
+fn check_templates(p: &TokenizeParams) -> Result<(), (String, String)> {
+    for (name, text, what, needs) in template_params(p) {
+        let used = placeholders(text).map_err(|m| (name.to_owned(), m))?;
+        let list = |xs: &[&str]| {
+            xs.iter()
+                .map(|x| format!("`{{{x}}}`"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        if let Some(bad) = used.iter().find(|u| !needs.contains(*u)) {
+            return Err((
+                name.to_owned(),
+                format!(
+                    "`{name}` cannot use `{{{bad}}}`: it is rendered for {what}, so it may use {} only",
+                    list(needs)
+                ),
+            ));
         }
-        Ok(tpl)
-    };
+        if let Some(n) = needs.iter().find(|n| !used.contains(*n)) {
+            return Err((name.to_owned(), format!("`{name}` must contain `{{{n}}}`")));
+        }
+    }
+    Ok(())
+}
+
+fn templates(p: &TokenizeParams, tok: &dyn Tokenizer) -> Result<Templates, (String, String)> {
+    check_templates(p)?;
+    let parse = |name: &str, t: &str| Template::parse(t, tok).map_err(|m| (name.to_owned(), m));
     Ok(Templates {
-        collab: parse("collab_prompt", &p.collab_prompt, &["user"])?,
-        review: parse("review_prompt", &p.review_prompt, &["user", "item"])?,
-        item: parse("item_prompt", &p.item_prompt, &["item"])?,
-        user: parse("user_prompt", &p.user_prompt, &["user"])?,
-        rec: parse("rec_prompt", &p.rec_prompt, &["user", "items"])?,
+        collab: parse("collab_prompt", &p.collab_prompt)?,
+        review: parse("review_prompt", &p.review_prompt)?,
+        item: parse("item_prompt", &p.item_prompt)?,
+        user: parse("user_prompt", &p.user_prompt)?,
+        rec: parse("rec_prompt", &p.rec_prompt)?,
     })
 }
 
@@ -122,6 +170,7 @@ impl StageKind for Tokenize {
 
     fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
         let p: TokenizeParams = params_of(inst)?;
+        check_templates(&p)?;
         match (p.tokenizer.as_str(), &p.tokenizer_file) {
             // read and checked with the files, below
             ("gguf", Some(_)) => {}

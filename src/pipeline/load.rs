@@ -14,7 +14,7 @@ use crate::kinds::Registry;
 use crate::pipeline::expand;
 use crate::pipeline::model::{Need, Pipeline};
 use crate::pipeline::raw::{RawPipeline, RawResources, RawStage};
-use crate::pipeline::source::Source;
+use crate::pipeline::source::{self, Source};
 use crate::pipeline::PipelineError;
 
 /// A stage after its template and overrides were merged in, before expansion.
@@ -45,19 +45,7 @@ pub struct Shared {
 
 /// Load and validate a pipeline file. `sets` are `--set key=value` overrides.
 pub fn load(path: &Path, sets: &[String], kinds: &Registry) -> Result<Pipeline, PipelineError> {
-    let read_err = |source| PipelineError::Read {
-        path: path.to_owned(),
-        source,
-    };
-    let bytes = std::fs::read(path).map_err(read_err)?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        read_err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("line {line}: not valid UTF-8 (byte {})", at + 1),
-        ))
-    })?;
+    let text = source::read_text(path)?;
     load_text(path, text, sets, kinds)
 }
 
@@ -69,9 +57,11 @@ pub fn load_text(
     sets: &[String],
     kinds: &Registry,
 ) -> Result<Pipeline, PipelineError> {
+    if text.len() as u64 > source::MAX_FILE_BYTES {
+        return Err(source::too_large(path, text.len() as u64));
+    }
     let src = Arc::new(Source::new(path.to_owned(), text));
-    let raw: RawPipeline =
-        serde_norway::from_str(&src.text).map_err(|e| Box::new(src.from_serde(&e)))?;
+    let raw: RawPipeline = src.parse().map_err(Box::new)?;
     let dir = absolute_dir(path)?;
 
     let mut shared = Shared {
@@ -166,13 +156,9 @@ fn load_template(
     if let Some(t) = cache.get(&found) {
         return Ok(t.clone());
     }
-    let text = std::fs::read_to_string(&found).map_err(|e| PipelineError::Read {
-        path: found.clone(),
-        source: e,
-    })?;
+    let text = source::read_text(&found)?;
     let tsrc = Arc::new(Source::new(found.clone(), text));
-    let t: RawStage =
-        serde_norway::from_str(&tsrc.text).map_err(|e| Box::new(tsrc.from_serde(&e)))?;
+    let t: RawStage = tsrc.parse().map_err(Box::new)?;
     if t.use_.is_some() || t.needs.is_some() {
         let key = if t.use_.is_some() { "use" } else { "needs" };
         return Err(Box::new(tsrc.at_key(key, format!("a template cannot set `{key}`"))).into());

@@ -7,10 +7,19 @@ use saphyr_parser::{Event, Parser};
 
 use crate::diag::Pos;
 
+/// How deep mappings and lists may nest in a pipeline or template file. Real files nest a
+/// handful of levels. The bound is checked here, before the file goes to serde_norway, whose
+/// parser takes time quadratic in the nesting: 45 s for `x: [[[[...]]]]` 100,000 deep
+/// (200 KB), 80 s for `{a: {a: ...}}` as deep, before its own recursion limit refuses them.
+pub const MAX_DEPTH: usize = 128;
+
 #[derive(Debug, Default, Clone)]
 pub struct SpanIndex {
     /// path -> (position of the mapping key, position of the value)
     nodes: HashMap<String, (Option<Pos>, Pos)>,
+    /// Where a mapping or list opens deeper than `MAX_DEPTH` levels (or where the scanner
+    /// gave up on flow nesting deeper than 255); indexing stopped there.
+    pub too_deep: Option<Pos>,
 }
 
 enum Frame {
@@ -34,12 +43,27 @@ fn join(parent: &str, child: &str) -> String {
 
 impl SpanIndex {
     /// Index every node of `text`. A syntax error yields an empty index: the serde parser
-    /// reports syntax errors with their own positions.
+    /// reports syntax errors with their own positions. Nesting deeper than `MAX_DEPTH` stops
+    /// the indexing, with `too_deep` set to where it happened.
     pub fn build(text: &str) -> SpanIndex {
         let mut index = SpanIndex::default();
         let mut stack: Vec<Frame> = Vec::new();
         let mut parser = Parser::new_from_str(text);
-        while let Some(Ok((event, span))) = parser.next_event() {
+        loop {
+            let (event, span) = match parser.next_event() {
+                Some(Ok(e)) => e,
+                // The scanner's own bound on flow nesting (255 `[`/`{`), which it may reach
+                // before the first of them is an event: a line of brackets is lexed ahead.
+                Some(Err(e)) if e.info() == "recursion limit exceeded" => {
+                    let m = e.marker();
+                    index.too_deep = Some(Pos {
+                        line: m.line(),
+                        col: m.col() + 1,
+                    });
+                    break;
+                }
+                _ => break,
+            };
             let pos = Pos {
                 line: span.start.line(),
                 col: span.start.col() + 1,
@@ -52,6 +76,10 @@ impl SpanIndex {
             }
             if !is_node {
                 continue;
+            }
+            if opens && stack.len() >= MAX_DEPTH {
+                index.too_deep = Some(pos);
+                break;
             }
             // Where does this node go?
             let path = match stack.last_mut() {
@@ -129,6 +157,40 @@ impl SpanIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_deeper_than_the_bound_is_found_early() {
+        let deep = |open: &str, close: &str, n: usize| {
+            format!("name: p\nx: {}1{}\n", open.repeat(n), close.repeat(n))
+        };
+        // 128 levels in all (the top mapping is one) are fine, one more is not
+        assert_eq!(SpanIndex::build(&deep("[", "]", 127)).too_deep, None);
+        assert_eq!(
+            SpanIndex::build(&deep("[", "]", 128)).too_deep,
+            Some(Pos { line: 2, col: 131 })
+        );
+        assert_eq!(
+            SpanIndex::build(&deep("{a: ", "}", 200)).too_deep,
+            Some(Pos {
+                line: 2,
+                col: 4 + 127 * 4
+            })
+        );
+        // block nesting counts the same
+        let block = format!("x:\n{}a\n", "- ".repeat(200));
+        assert_eq!(
+            SpanIndex::build(&block).too_deep,
+            Some(Pos {
+                line: 2,
+                col: 1 + 127 * 2
+            })
+        );
+        // 100,000 deep: the scanner's own flow bound, at the 256th `[`, in well under a second
+        let t0 = std::time::Instant::now();
+        let idx = SpanIndex::build(&deep("[", "]", 100_000));
+        assert_eq!(idx.too_deep, Some(Pos { line: 2, col: 259 }));
+        assert!(t0.elapsed().as_secs_f64() < 0.5, "{:?}", t0.elapsed());
+    }
 
     #[test]
     fn finds_keys_values_and_list_items() {

@@ -48,6 +48,25 @@ enum Piece {
     Items,
 }
 
+/// The placeholders of a template, in order, without tokenizing it; an unclosed `{` or an
+/// unknown name is an error.
+pub fn placeholders(tpl: &str) -> Result<Vec<&str>, String> {
+    let mut out = Vec::new();
+    let mut rest = tpl;
+    while let Some(i) = rest.find('{') {
+        let j = rest[i..]
+            .find('}')
+            .ok_or_else(|| format!("unclosed `{{` in template `{tpl}`"))?
+            + i;
+        match &rest[i + 1..j] {
+            name @ ("user" | "item" | "items") => out.push(name),
+            other => return Err(format!("unknown placeholder `{{{other}}}` in template `{tpl}`: use {{user}}, {{item}} or {{items}}")),
+        }
+        rest = &rest[j + 1..];
+    }
+    Ok(out)
+}
+
 /// A template parsed once: text pieces pre-tokenized.
 pub struct Template {
     pieces: Vec<Piece>,

@@ -9,6 +9,8 @@
 //! # records: 1                        (entries left in the cache; default 0)
 //! # needs: landlock                   (skipped on a kernel without it, unless
 //!                                      CLLM4REC_REQUIRE_LANDLOCK=1)
+//! # within: 1 s                        (the refusal takes at most this long)
+//! # line-width: 220                    (no line of stderr is longer)
 //! ```
 //!
 //! Each case runs `cllm4rec-pipe run` in a scratch copy of itself (its workspace), with the
@@ -32,6 +34,10 @@ struct Expect {
     exit: i32,
     records: usize,
     landlock: bool,
+    /// Seconds the run may take at most.
+    within: Option<f64>,
+    /// Characters a line of stderr may have at most.
+    line_width: Option<usize>,
 }
 
 fn cases() -> Vec<Case> {
@@ -69,6 +75,8 @@ fn expectations(text: &str) -> Expect {
         exit: 0,
         records: 0,
         landlock: false,
+        within: None,
+        line_width: None,
     };
     for line in text.lines().take_while(|l| l.starts_with('#')) {
         let line = line.trim_start_matches('#').trim();
@@ -78,6 +86,11 @@ fn expectations(text: &str) -> Expect {
             e.exit = c.trim().parse().expect("`# exit: N`");
         } else if let Some(n) = line.strip_prefix("records:") {
             e.records = n.trim().parse().expect("`# records: N`");
+        } else if let Some(t) = line.strip_prefix("within:") {
+            let secs = t.trim().strip_suffix('s').expect("`# within: N s`");
+            e.within = Some(secs.trim().parse().expect("`# within: N s`"));
+        } else if let Some(w) = line.strip_prefix("line-width:") {
+            e.line_width = Some(w.trim().parse().expect("`# line-width: N`"));
         } else if line == "needs: landlock" {
             e.landlock = true;
         }
@@ -118,6 +131,7 @@ fn check(case: &Case) -> Result<bool, String> {
     if want.landlock && !crate::sandbox::landlock_required() {
         return Ok(false);
     }
+    let t0 = std::time::Instant::now();
     let out = std::process::Command::new(BIN)
         .args(["run", &case.pipeline])
         .current_dir(&ws)
@@ -126,8 +140,23 @@ fn check(case: &Case) -> Result<bool, String> {
         .env_remove("CLLM4REC_SANDBOX")
         .output()
         .unwrap();
+    let took = t0.elapsed().as_secs_f64();
     let err = String::from_utf8_lossy(&out.stderr);
     let mut why = Vec::new();
+    if let Some(limit) = want.within {
+        println!("{}: refused in {took:.3} s", case.name);
+        if took > limit {
+            why.push(format!("took {took:.2} s, more than {limit} s"));
+        }
+    }
+    if let Some(w) = want.line_width {
+        if let Some(l) = err.lines().find(|l| l.chars().count() > w) {
+            why.push(format!(
+                "a line of stderr has {} characters, more than {w}",
+                l.chars().count()
+            ));
+        }
+    }
     if out.status.code() != Some(want.exit) {
         why.push(format!(
             "exit {:?}, expected {}",

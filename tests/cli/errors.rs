@@ -168,3 +168,38 @@ fn bad_set_argument() {
         .stderr();
     assert!(err.contains("expected `key=value`"), "{err}");
 }
+
+#[test]
+fn a_file_over_16_mib_is_refused_before_it_is_read() {
+    let e = Env::new();
+    e.write("p.yaml", "");
+    // sparse, and all NUL bytes: reading it would fail as not UTF-8, not as too large
+    std::fs::File::options()
+        .write(true)
+        .open(e.path("p.yaml"))
+        .unwrap()
+        .set_len(17 << 20)
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let err = e.run(&["run", "p.yaml"]).fails(2).stderr();
+    assert!(
+        err.contains("the file is too large: 17825792 bytes (the limit is 16 MiB)")
+            && err.contains("--> p.yaml"),
+        "{err}"
+    );
+    assert!(t0.elapsed().as_secs_f64() < 1.0, "{:?}", t0.elapsed());
+    // a template too
+    e.write("p.yaml", "name: p\nstages:\n  a:\n    use: big.yaml\n");
+    std::fs::write(e.path("big.yaml"), "").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(e.path("big.yaml"))
+        .unwrap()
+        .set_len((16 << 20) + 1)
+        .unwrap();
+    let err = e.run(&["run", "p.yaml"]).fails(2).stderr();
+    assert!(
+        err.contains("the file is too large: 16777217 bytes") && err.contains("big.yaml"),
+        "{err}"
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{ran, sweep_env, walk_files, Env};
+use crate::support::{ran, sweep_env, walk_files, Env, Run};
 
 #[test]
 fn kill_9_mid_stage_then_rerun_matches_an_uninterrupted_run() {
@@ -186,4 +186,167 @@ fn a_stage_cannot_modify_its_inputs() {
         .find(|p| p.ends_with("data/x"))
         .unwrap();
     assert!(std::fs::metadata(&x).unwrap().permissions().readonly());
+}
+
+/// `run` that must end within `secs`: a run still going then is killed and the test fails.
+fn run_within(e: &Env, args: &[&str], secs: u64) -> Run {
+    let mut child = e.spawn(args);
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(secs) {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "`{}` hung ({secs} s)\nstderr:\n{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Run {
+        out: child.wait_with_output().unwrap(),
+    }
+}
+
+/// A `command` stage that writes the tables of an `ingest` output whose training row names
+/// user 5 of a single user: the `tokenize` that reads it indexes past its per-user table and
+/// panics (a real panic path: tokenize trusts its input). `other` is independent of both.
+/// Should tokenize learn to refuse such a table, this needs another way to panic; the
+/// scheduler's unit test (a kind that panics) does not depend on one.
+const PANICKING_TOKENIZE: &str = r#"name: p
+stages:
+  tables:
+    kind: command
+    cmd: [sh, -c, 'cd $CLLM4REC_OUT && printf "user,item,rating,timestamp\n5,0,1,1\n" > train.csv && printf "item,asin,title,description\n0,a,t,d\n" > items.csv && printf "user,id,text\n0,u,x\n" > users.csv && printf "user,item,text\n" > reviews.csv']
+  tok:
+    kind: tokenize
+    needs: [tables]
+  after:
+    kind: command
+    needs: [tok]
+    cmd: [sh, -c, 'echo after > $CLLM4REC_OUT/a']
+  other:
+    kind: command
+    cmd: [sh, -c, 'sleep 0.3; echo other > $CLLM4REC_OUT/o']
+"#;
+
+#[test]
+fn a_panicking_stage_fails_with_its_message_and_the_run_ends() {
+    let e = Env::new();
+    e.write("p.yaml", PANICKING_TOKENIZE);
+    let r = run_within(&e, &["run", "p.yaml", "-j", "1"], 60).fails(1);
+    let err = r.stderr();
+    assert!(
+        err.contains("stage `tok` failed: stage panicked at src/kinds/tokenize.rs:")
+            && err.contains("index out of bounds"),
+        "{err}"
+    );
+    // reported once, as the stage's failure, not also by the default panic hook
+    assert!(!err.contains("thread '"), "{err}");
+    let log = err
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("log: "))
+        .unwrap_or_else(|| panic!("no log in {err}"));
+    assert!(
+        std::fs::read_to_string(log)
+            .unwrap()
+            .contains("error: stage panicked at"),
+        "{log}"
+    );
+    assert!(
+        walk_files(&e.path("cache/tmp")).is_empty(),
+        "no work folder is left"
+    );
+    assert_eq!(
+        e.records("cache"),
+        1,
+        "`tables` only: the run stopped at `tok`"
+    );
+
+    // --keep-going: `other` runs, `after` is skipped, `tok` still has no entry
+    let r = run_within(&e, &["run", "p.yaml", "--keep-going"], 60).fails(1);
+    let out = r.stdout();
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no `{name}` in:\n{out}"))
+            .to_owned()
+    };
+    assert!(
+        line("other").contains("ran") || line("other").contains("cached"),
+        "{out}"
+    );
+    assert!(line("after").contains("skipped"), "{out}");
+    assert!(line("tok").contains("FAILED"), "{out}");
+    assert_eq!(e.records("cache"), 2, "`tables` and `other` only");
+    assert!(walk_files(&e.path("cache/tmp")).is_empty());
+}
+
+#[test]
+fn sigterm_cancels_running_stages_and_leaves_no_entry() {
+    let e = Env::unsandboxed();
+    e.write("p.yaml", "name: p\nstages:\n  slow:\n    kind: command\n    cmd: [sh, -c, 'touch started; sleep 30; echo x > $CLLM4REC_OUT/x']\n");
+    let child = e.spawn(&["run", "p.yaml"]);
+    e.wait_for("started");
+    unsafe { libc_kill(child.id() as i32, 15) };
+    let t0 = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "did not stop the stage"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(e.records("cache"), 0);
+    assert!(walk_files(&e.path("cache/tmp")).is_empty());
+}
+
+#[test]
+fn a_template_placeholder_without_a_value_is_refused_at_load() {
+    let e = Env::new();
+    // the reproduction: `{user}` in the prompt of an item's description
+    let yaml = PANICKING_TOKENIZE.replace(
+        "    kind: tokenize\n",
+        "    kind: tokenize\n    params:\n      item_prompt: \"{user} and {item} is described as:\"\n",
+    );
+    e.write("p.yaml", &yaml);
+    let r = run_within(&e, &["run", "p.yaml"], 60).fails(2);
+    let err = r.stderr();
+    assert!(
+        err.contains("`item_prompt` cannot use `{user}`: it is rendered for an item alone")
+            && err.contains("p.yaml:9:20"),
+        "{err}"
+    );
+    assert_eq!(e.records("cache"), 0, "nothing ran");
+    // an unknown placeholder and a missing one, in other templates
+    for (param, value, want) in [
+        (
+            "rec_prompt",
+            "{user} likes {item}",
+            "`rec_prompt` cannot use `{item}`",
+        ),
+        (
+            "collab_prompt",
+            "{usr} has interacted with",
+            "unknown placeholder `{usr}`",
+        ),
+        (
+            "user_prompt",
+            "someone is described as:",
+            "`user_prompt` must contain `{user}`",
+        ),
+    ] {
+        let yaml = PANICKING_TOKENIZE.replace(
+            "    kind: tokenize\n",
+            &format!("    kind: tokenize\n    params:\n      {param}: \"{value}\"\n"),
+        );
+        e.write("p.yaml", &yaml);
+        let err = e.run(&["run", "p.yaml"]).fails(2).stderr();
+        assert!(err.contains(want) && err.contains("p.yaml:9:"), "{err}");
+    }
 }

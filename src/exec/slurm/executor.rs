@@ -92,7 +92,15 @@ pub fn start<'scope>(
         cancelled: false,
         poll_failing_since: None,
     };
-    scope.spawn(move || ex.serve(rx));
+    scope.spawn(move || {
+        // A panic here drops `done`, which the scheduler sees; it must not re-panic the scope.
+        if let Err(p) = crate::exec::panics::contain(|| ex.serve(rx)) {
+            tracing::error!(
+                "the slurm executor failed: {}",
+                p.message.replacen("stage ", "it ", 1)
+            );
+        }
+    });
     Ok(tx)
 }
 
