@@ -10,8 +10,17 @@
 #      of random data, page cache warm, runs alternated. Goal: ours/b3sum >= 0.80. The two
 #      must print the same hash (the script fails if not).
 #
-# Run:   bash benches/engine.sh
-# Env:   RUNS (default 30), HASH_MB (default 1024), HASH_RUNS (default 5), CARGO_TARGET_DIR.
+#   3. Scaling: the first run, the no-op rerun and `plan` of a sweep of trivial `command`
+#      stages, prep -> train[x] -> eval[x] -> a gather over eval[*] (2 x POINTS + 2
+#      instances), for each POINTS of SCALE_POINTS, each into a fresh cache, with the
+#      runner's peak RSS. The first run's time per instance should not grow with the sweep.
+#      `bash benches/engine.sh scaling` runs only this part.
+#
+# Run:   bash benches/engine.sh [scaling]
+# Env:   RUNS (default 30), HASH_MB (default 1024), HASH_RUNS (default 5), CARGO_TARGET_DIR,
+#        SCALE_POINTS (default "50 500 5000": about 10^2, 10^3, 10^4 instances; "none" skips),
+#        SCALE_DIR (where the scaling caches go; default the system's temp folder), BIN (a
+#        binary to use instead of building one).
 # Needs: cargo, b3sum, python3 (if hyperfine is used); hyperfine is optional (bash loop otherwise).
 set -euo pipefail
 
@@ -21,21 +30,75 @@ HASH_RUNS=${HASH_RUNS:-5}
 GOAL_MS=50
 GOAL_RATIO=0.80
 
-if ! command -v b3sum >/dev/null 2>&1; then
+if [[ ${1:-} != scaling ]] && ! command -v b3sum >/dev/null 2>&1; then
     echo "error: b3sum is not installed; install it with \`apt-get install b3sum\` (or \`cargo install b3sum\`)" >&2
     exit 1
 fi
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-echo "== building the release binary"
-cargo build --release --quiet
-BIN="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)/cllm4rec-pipe"
+if [[ -z ${BIN:-} ]]; then
+    echo "== building the release binary"
+    cargo build --release --quiet
+    BIN="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)/cllm4rec-pipe"
+fi
 [[ -x $BIN ]] || { echo "error: no binary at $BIN" >&2; exit 1; }
 
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 cd "$W"
 export CLLM4REC_CACHE="$W/cache"
+
+# ---- scaling ------------------------------------------------------------------------------
+scaling() {
+    local points=${SCALE_POINTS:-50 500 5000}
+    [[ $points == none ]] && return 0
+    echo "== scaling: prep -> train[x] -> eval[x] -> gather(eval[*]), sh -c stages, 2 x POINTS + 2 instances"
+    printf '%10s %12s %14s %14s %10s %12s\n' instances "first run" "per instance" "no-op rerun" plan "peak RSS"
+    local n d s e first rerun plan rss
+    for n in $points; do
+        d=$(mktemp -d -p "${SCALE_DIR:-${TMPDIR:-/tmp}}")
+        (
+            cd "$d"; git init -q .
+            export CLLM4REC_CACHE="$d/cache"
+            {
+                echo "name: scale"; echo "matrix:"; printf '  x: ['; seq -s, 1 "$n" | tr -d '\n'; echo ']'
+                cat <<'YAML'
+stages:
+  prep:
+    kind: command
+    cmd: ["sh", "-c", "echo prep > $CLLM4REC_OUT/p"]
+  train:
+    kind: command
+    needs: [prep]
+    cmd: ["sh", "-c", "echo ${matrix.x} > $CLLM4REC_OUT/t"]
+  eval:
+    kind: command
+    needs: [train]
+    cmd: ["sh", "-c", "echo ${matrix.x} > $CLLM4REC_OUT/e"]
+  gather:
+    kind: command
+    needs: ["eval[*]"]
+    cmd: ["sh", "-c", "ls $CLLM4REC_IN_EVAL | wc -l > $CLLM4REC_OUT/n"]
+YAML
+            } > s.yaml
+            local inst=$(( 2 * n + 2 ))
+            s=$(date +%s%N); /usr/bin/time -f %M -o rss "$BIN" run s.yaml > run.log 2>/dev/null; e=$(date +%s%N)
+            grep -q "^$inst instances: $inst ran, 0 cached, 0 failed" run.log || { echo "error: the $inst-instance sweep did not run whole" >&2; exit 1; }
+            first=$(( (e - s) / 1000000 ))
+            s=$(date +%s%N); "$BIN" run s.yaml > rerun.log 2>/dev/null; e=$(date +%s%N); rerun=$(( (e - s) / 1000000 ))
+            grep -q "^$inst instances: 0 ran, $inst cached" rerun.log || { echo "error: the rerun was not a no-op" >&2; exit 1; }
+            s=$(date +%s%N); "$BIN" plan s.yaml > /dev/null 2>&1; e=$(date +%s%N); plan=$(( (e - s) / 1000000 ))
+            rss=$(( $(cat rss) / 1024 ))
+            awk -v i="$inst" -v f="$first" -v r="$rerun" -v p="$plan" -v m="$rss" 'BEGIN {
+                printf "%10d %10.2f s %11.2f ms %12.3f s %8.3f s %9d MiB\n", i, f / 1e3, f / i, r / 1e3, p / 1e3, m }'
+        )
+        rm -rf "$d"
+    done
+}
+if [[ ${1:-} == scaling ]]; then
+    scaling
+    exit 0
+fi
 
 # ---- the pipeline: 1 + 1 + 3x5 + 1 = 18 instances -------------------------------------
 printf 'print("prep")\n' > prep.py
@@ -135,3 +198,5 @@ awk -v mb="$HASH_MB" -v b="$b3_ns" -v o="$our_ns" -v g="$GOAL_RATIO" 'BEGIN {
     printf "cllm4rec-pipe  %8.0f MiB/s  (%.0f ms)\n", to, o / 1e6
     printf "ratio ours/b3sum %.2f   goal >= %.2f: %s\n", r, g, (r >= g ? "PASS" : "MISS")
 }'
+
+scaling

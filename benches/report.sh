@@ -11,7 +11,8 @@
 # It also prints the page's size.
 #
 # Run:   bash benches/report.sh
-# Env:   POINTS (default 1000), RUNS (default 5), CARGO_TARGET_DIR.
+# Env:   POINTS (default 1000), RUNS (default 5), CARGO_TARGET_DIR, BIN (a binary to use instead
+#        of building one).
 set -euo pipefail
 
 POINTS=${POINTS:-1000}
@@ -19,9 +20,11 @@ RUNS=${RUNS:-5}
 GOAL_S=2
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-echo "== building the release binary"
-cargo build --release --quiet
-BIN="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)/cllm4rec-pipe"
+if [[ -z ${BIN:-} ]]; then
+    echo "== building the release binary"
+    cargo build --release --quiet
+    BIN="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)/cllm4rec-pipe"
+fi
 [[ -x $BIN ]] || { echo "error: no binary at $BIN" >&2; exit 1; }
 
 W=$(mktemp -d)
@@ -60,7 +63,7 @@ YAML
 instances=$(( 2 * POINTS + 2 ))
 echo "== first run of the $POINTS-point sweep ($instances instances)"
 t0=$(date +%s.%N)
-"$BIN" run sweep.yaml > run.log
+"$BIN" run sweep.yaml > run.log 2> /dev/null
 summary=$(grep -m1 " instances: " run.log)
 echo "   $summary, in $(echo "$(date +%s.%N) - $t0" | bc) s"
 [[ $summary == "$instances instances: $instances ran, 0 cached, 0 failed, 0 skipped" ]] || {

@@ -136,8 +136,7 @@ pub fn run(
             if CANCEL.load(Ordering::SeqCst) {
                 stop = true;
             }
-            while !stop {
-                let Some(i) = check.pop_first() else { break };
+            while let Some(i) = check.pop_first().filter(|_| !stop) {
                 let (key, _) = instance_key(p, i, &outputs, &stat, kinds)?;
                 tracing::debug!(instance = %p.instances[i].label, key = %key.hash(), "key computed");
                 let forced = opts.force.contains(&p.instances[i].stage_name);
@@ -172,13 +171,15 @@ pub fn run(
                 dag.done(i, &mut check);
             }
             // Launch the first waiting miss (by index) whose cpus fit, while one does.
-            while !stop {
+            loop {
                 let free = if used == 0 { usize::MAX } else { jobs - used };
                 let first = misses
                     .range(..=free)
                     .filter_map(|(&c, m)| m.first_key_value().map(|(&i, _)| (i, c)))
                     .min();
-                let Some((i, c)) = first else { break };
+                let Some((i, c)) = first.filter(|_| !stop) else {
+                    break;
+                };
                 let bucket = misses.get_mut(&c).expect("a bucket of that cost");
                 let (key, forced) = bucket.remove(&i).expect("the miss just found");
                 if bucket.is_empty() {
