@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use crate::audit::resolve::{ancestors, bit_exact, Resolved};
 use crate::audit::AuditError;
 use crate::cache::hash::{self, FileEntry};
-use crate::cache::key::{write_canonical, CacheKey};
+use crate::cache::key::{canonical_json, CacheKey};
 use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
 
@@ -374,14 +374,8 @@ pub fn build(
     })
 }
 
-fn canonical(v: &Json) -> String {
-    let mut s = String::new();
-    write_canonical(v, &mut s);
-    s
-}
-
 fn map_json<T: Serialize>(m: &T) -> String {
-    canonical(&serde_json::to_value(m).expect("plain data"))
+    canonical_json(&serde_json::to_value(m).expect("plain data"))
 }
 
 /// The human-readable report.

@@ -53,6 +53,13 @@ impl CacheKey {
     }
 }
 
+/// Sorted-key JSON as a string (see `write_canonical`).
+pub fn canonical_json(v: &Json) -> String {
+    let mut s = String::new();
+    write_canonical(v, &mut s);
+    s
+}
+
 /// Sorted-key JSON, independent of how serde_json's map happens to be ordered.
 pub fn write_canonical(v: &Json, out: &mut String) {
     match v {

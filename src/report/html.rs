@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use crate::ablate::plot;
 use crate::ablate::table::Table;
 use crate::audit::lineage::{Lineage, Node, RawFile, Target};
-use crate::cache::key::write_canonical;
+use crate::cache::key::canonical_json;
 use crate::report::view::{InstanceView, State, View};
 use crate::report::{fmt_metric, metric_names};
 
@@ -66,12 +66,6 @@ pub fn esc(s: &str) -> String {
         }
     }
     o
-}
-
-fn canonical(v: &Json) -> String {
-    let mut s = String::new();
-    write_canonical(v, &mut s);
-    s
 }
 
 fn short(h: &str) -> &str {
@@ -457,9 +451,9 @@ fn instances_section(o: &mut String, cx: &Ctx) {
         let point = if inst.point.is_empty() {
             String::new()
         } else {
-            canonical(&serde_json::to_value(&inst.point).expect("plain data"))
+            canonical_json(&serde_json::to_value(&inst.point).expect("plain data"))
         };
-        let params = canonical(&Json::Object(inst.params_with_seed()));
+        let params = canonical_json(&Json::Object(inst.params_with_seed()));
         let cls = format!("state-{}", v.state.word().replace(' ', "-"));
         let rec = v.record.as_ref();
         let state = match &v.state {

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
-use crate::cache::key::write_canonical;
+use crate::cache::key::canonical_json;
 use crate::report::view::{history_name, history_points, State, View};
 use crate::report::{io_ctx, write};
 
@@ -79,12 +79,6 @@ pub fn millis(rfc3339: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn canonical(v: &Json) -> String {
-    let mut s = String::new();
-    write_canonical(v, &mut s);
-    s
-}
-
 /// Params flattened into `a.b` names; strings as they are, other values as canonical JSON.
 fn flatten_params(prefix: &str, v: &Json, out: &mut Vec<(String, String)>) {
     match v {
@@ -99,7 +93,7 @@ fn flatten_params(prefix: &str, v: &Json, out: &mut Vec<(String, String)>) {
             }
         }
         Json::String(s) => out.push((prefix.to_owned(), s.clone())),
-        other => out.push((prefix.to_owned(), canonical(other))),
+        other => out.push((prefix.to_owned(), canonical_json(other))),
     }
 }
 
@@ -205,7 +199,7 @@ fn write_experiment(
         for (axis, value) in &inst.point {
             let text = match value {
                 Json::String(s) => s.clone(),
-                other => canonical(other),
+                other => canonical_json(other),
             };
             params.push((format!("matrix.{axis}"), text));
         }

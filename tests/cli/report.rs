@@ -212,6 +212,23 @@ fn lineage_naming(dom: &str, name: &str, hash: &str) -> usize {
         .count()
 }
 
+/// Every lineage link in `part` of the page leads to an element of the page.
+#[track_caller]
+fn assert_links_resolve(dom: &str, part: &str) {
+    let links = elements(part, "a", "href=\"#lineage-");
+    assert!(!links.is_empty(), "no lineage links");
+    for link in links {
+        let id = link
+            .split("href=\"#")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        assert!(dom.contains(&format!("id=\"{id}\"")), "dangling link {id}");
+    }
+}
+
 const QUICKSTART_SHORT: [&str; 4] = [
     "--set",
     "stages.pretrain.params.epochs=1",
@@ -265,16 +282,7 @@ fn quickstart_report_in_chromium() {
         2,
         "{ratings}"
     );
-    for link in elements(table, "a", "href=\"#lineage-") {
-        let id = link
-            .split("href=\"#")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        assert!(dom.contains(&format!("id=\"{id}\"")), "dangling link {id}");
-    }
+    assert_links_resolve(&dom, table);
     // Every instance with its state, key, output, time, host and backend.
     let (inst, _) = element(&dom, "table", "id=\"instance-table\"", 0).unwrap();
     let rs = rows(inst);
@@ -426,16 +434,7 @@ fn lambda_report_exports_and_progress() {
             let ratings = blake3_hex(&repo("data/ml-latest-small/ratings.csv"));
             // the two evaluations and the ablate stage
             assert_eq!(lineage_naming(&dom, "ratings.csv", &ratings), 3);
-            for link in elements(t, "a", "href=\"#lineage-") {
-                let id = link
-                    .split("href=\"#")
-                    .nth(1)
-                    .unwrap()
-                    .split('"')
-                    .next()
-                    .unwrap();
-                assert!(dom.contains(&format!("id=\"{id}\"")), "dangling link {id}");
-            }
+            assert_links_resolve(&dom, t);
             let (inst, _) = element(&dom, "table", "id=\"instance-table\"", 0).unwrap();
             let rs = rows(inst);
             assert_eq!(rs.len(), 9);
