@@ -124,6 +124,7 @@ impl StageKind for Command {
             .spawn()
             .map_err(|e| StageError::Failed(format!("cannot start `{}`: {e}", argv[0])))?;
         let pgid = child.id() as libc::pid_t;
+        let exited = ExitWatch::new(pgid);
         loop {
             match child.try_wait() {
                 Ok(Some(status)) if status.success() => return Ok(()),
@@ -164,8 +165,37 @@ impl StageKind for Command {
                 let _ = child.wait();
                 return Err(StageError::Cancelled);
             }
-            std::thread::sleep(Duration::from_millis(10));
+            exited.wait(Duration::from_millis(10));
         }
+    }
+}
+
+/// Waits for a child to exit, up to a timeout: on the child's pidfd (Linux 5.3 and later), so
+/// that a short stage is noticed as it ends rather than at the next poll, else by sleeping.
+struct ExitWatch(Option<std::os::fd::OwnedFd>);
+
+impl ExitWatch {
+    fn new(pid: libc::pid_t) -> ExitWatch {
+        use std::os::fd::FromRawFd;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        // SAFETY: a descriptor just returned to us, owned from here on.
+        ExitWatch((fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }))
+    }
+
+    fn wait(&self, timeout: Duration) {
+        use std::os::fd::AsRawFd;
+        let Some(fd) = &self.0 else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        let mut p = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; an error or an interruption just means "look again".
+        unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) };
     }
 }
 
