@@ -24,6 +24,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The cache folder: `--cache-dir` (or `CLLM4REC_CACHE`), else `./cache`.
+    pub fn cache_root(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("cache"))
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LogFormat {
     Text,

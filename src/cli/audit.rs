@@ -5,7 +5,6 @@ use crate::audit::resolve::{open_read_only, resolve};
 use crate::audit::{bundle, check, lineage, AuditError};
 use crate::cache::hash;
 use crate::cli::args::{AuditArgs, AuditFormat, Cli, ReproduceArgs};
-use crate::cli::commands::cache_root;
 use crate::cli::CliError;
 use crate::kinds::Registry;
 use crate::pipeline::{self, Pipeline};
@@ -40,7 +39,7 @@ fn stage_instances(p: &Pipeline, stage: &str) -> Result<Vec<usize>, CliError> {
 
 pub fn audit(cli: &Cli, a: &AuditArgs, kinds: &Registry) -> Result<i32, CliError> {
     if let Some(dir) = &a.check {
-        let root = cache_root(cli);
+        let root = cli.cache_root();
         let store = open_read_only(&root).ok();
         let report = check::check(dir, store.as_ref())?;
         print!("{}", report.render());
@@ -60,7 +59,7 @@ pub fn audit(cli: &Cli, a: &AuditArgs, kinds: &Registry) -> Result<i32, CliError
         .as_ref()
         .expect("clap requires it without --check");
     let p = pipeline::load(path, &a.sets, kinds)?;
-    let store = open_read_only(&cache_root(cli))?;
+    let store = open_read_only(&cli.cache_root())?;
     let resolved = resolve(&p, &store, kinds)?;
     let targets: Vec<usize> = match &a.stage {
         Some(s) => {
@@ -159,7 +158,7 @@ fn print_row(r: &Row, width: usize) {
 
 pub fn reproduce(cli: &Cli, a: &ReproduceArgs, kinds: &Registry) -> Result<i32, CliError> {
     let p = pipeline::load(&a.p.pipeline, &a.p.sets, kinds)?;
-    let store = open_read_only(&cache_root(cli))?;
+    let store = open_read_only(&cli.cache_root())?;
     let candidates: Vec<usize> = match &a.stage {
         Some(s) if !a.all => stage_instances(&p, s)?,
         _ => (0..p.instances.len()).collect(),

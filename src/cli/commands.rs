@@ -1,7 +1,6 @@
 //! One function per subcommand.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use crate::cache::lock::StoreLock;
 use crate::cache::statcache::StatCache;
@@ -19,14 +18,8 @@ use crate::exec::{plan, ExecError};
 use crate::kinds::Registry;
 use crate::pipeline::{self, Pipeline};
 
-pub(super) fn cache_root(cli: &Cli) -> PathBuf {
-    cli.cache_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("cache"))
-}
-
 fn open_store(cli: &Cli) -> Result<Store, CliError> {
-    Store::open(&cache_root(cli)).map_err(|e| CliError::Exec(e.into()))
+    Store::open(&cli.cache_root()).map_err(|e| CliError::Exec(e.into()))
 }
 
 fn load(p: &PipelineArgs, kinds: &Registry) -> Result<Pipeline, CliError> {

@@ -5,7 +5,6 @@ use std::path::Path;
 use crate::audit::lineage::normalize;
 use crate::audit::resolve::open_read_only;
 use crate::cli::args::{Cli, ExportTo, PipelineArgs};
-use crate::cli::commands::cache_root;
 use crate::cli::CliError;
 use crate::kinds::Registry;
 use crate::pipeline;
@@ -13,7 +12,7 @@ use crate::report::{html, mlflow, tensorboard, view};
 
 /// An output path inside the cache folder is refused: these commands never write there.
 fn outside_cache(cli: &Cli, path: &Path, what: &str) -> Result<(), CliError> {
-    let cache = normalize(&cache_root(cli));
+    let cache = normalize(&cli.cache_root());
     let cache = std::fs::canonicalize(&cache).unwrap_or(cache);
     let mut out = normalize(path);
     // The nearest existing folder above it, resolved, decides (symlinks included).
@@ -44,7 +43,7 @@ fn load_view<'a>(
     p: &PipelineArgs,
     kinds: &Registry,
 ) -> Result<view::View<'a>, CliError> {
-    let store = open_read_only(&cache_root(cli))?;
+    let store = open_read_only(&cli.cache_root())?;
     Ok(view::read(pl, &store, kinds, &p.sets)?)
 }
 

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use crate::pipeline::load::StageDef;
+use crate::pipeline::schema::StageKinds;
 use crate::pipeline::Instance;
 
 /// Everything a stage may touch while it runs.
@@ -67,8 +68,9 @@ pub enum StageError {
     Cancelled,
 }
 
-/// (field, message, hint) of a stage definition error.
-pub type DefError = (String, String, Option<String>);
+/// (field, message, hint) of a stage definition error (defined with the trait the pipeline
+/// layer checks definitions through).
+pub use crate::pipeline::schema::DefError;
 
 pub trait StageKind: Send + Sync {
     fn name(&self) -> &'static str;
@@ -173,5 +175,32 @@ impl Registry {
     }
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.iter().map(|k| k.name()).collect()
+    }
+}
+
+/// What the pipeline layer asks of the kinds while it loads and expands a pipeline
+/// (`pipeline::StageKinds`): the registry answers for the kind of that name.
+impl StageKinds for Registry {
+    fn names(&self) -> Vec<&str> {
+        Registry::names(self)
+    }
+    fn knows(&self, kind: &str) -> bool {
+        self.get(kind).is_some()
+    }
+    fn check_def(&self, def: &StageDef) -> Result<(), DefError> {
+        self.get(&def.kind).expect("checked above").check_def(def)
+    }
+    fn check_instance(
+        &self,
+        kind: &str,
+        inst: &Instance,
+        workdir: &Path,
+    ) -> Result<(), (String, String)> {
+        let k = self.get(kind).expect("known kind");
+        k.check_instance(inst)
+            .and_then(|()| k.check_files(inst, workdir))
+    }
+    fn implicit_deps(&self, kind: &str, inst: &Instance) -> Vec<(String, String)> {
+        self.get(kind).expect("known kind").implicit_deps(inst)
     }
 }

@@ -10,11 +10,11 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Map, Value as Json};
 
 use crate::diag::{suggest, Diagnostic};
-use crate::kinds::Registry;
 use crate::pipeline::interp::{self, Ref};
 use crate::pipeline::load::{Shared, StageDef};
 use crate::pipeline::matrix;
 use crate::pipeline::model::{point_label, Dep, InputRef, Instance, Pipeline, Point, Stage};
+use crate::pipeline::schema::StageKinds;
 use crate::pipeline::source::Source;
 use crate::pipeline::workspace;
 use crate::pipeline::PipelineError;
@@ -25,7 +25,7 @@ pub fn expand(
     dir: PathBuf,
     shared: Shared,
     defs: Vec<StageDef>,
-    kinds: &Registry,
+    kinds: &dyn StageKinds,
 ) -> Result<Pipeline, PipelineError> {
     let (axes, points) = matrix::expand(&shared.matrix, &src)?;
     let param_axes = pipeline_param_axes(&shared.params, &axes, &src)?;
@@ -132,9 +132,8 @@ pub fn expand(
                     instances: matching,
                 });
             }
-            let kind = kinds.get(&def.kind).expect("known kind");
-            kind.check_instance(&inst)
-                .and_then(|()| kind.check_files(&inst, &dir))
+            kinds
+                .check_instance(&def.kind, &inst, &dir)
                 .map_err(|(at, msg)| {
                     let (s, p) = def
                         .param_origin
@@ -143,7 +142,7 @@ pub fn expand(
                         .unwrap_or((src.clone(), format!("{}.params", def.path)));
                     Box::new(s.at_value(&p, format!("{}: {msg}", inst.label)))
                 })?;
-            for (param, rel) in kind.implicit_deps(&inst) {
+            for (param, rel) in kinds.implicit_deps(&def.kind, &inst) {
                 let (origin, yaml_path) = def
                     .param_origin
                     .get(&param)

@@ -10,10 +10,10 @@ use serde_json::{Map, Value as Json};
 use serde_norway::Value as Yaml;
 
 use crate::diag::{suggest, Diagnostic};
-use crate::kinds::Registry;
 use crate::pipeline::expand;
 use crate::pipeline::model::{Need, Pipeline};
 use crate::pipeline::raw::{RawPipeline, RawResources, RawStage};
+use crate::pipeline::schema::StageKinds;
 use crate::pipeline::source::{self, Source};
 use crate::pipeline::PipelineError;
 
@@ -44,7 +44,11 @@ pub struct Shared {
 }
 
 /// Load and validate a pipeline file. `sets` are `--set key=value` overrides.
-pub fn load(path: &Path, sets: &[String], kinds: &Registry) -> Result<Pipeline, PipelineError> {
+pub fn load(
+    path: &Path,
+    sets: &[String],
+    kinds: &dyn StageKinds,
+) -> Result<Pipeline, PipelineError> {
     let text = source::read_text(path)?;
     load_text(path, text, sets, kinds)
 }
@@ -55,7 +59,7 @@ pub fn load_text(
     path: &Path,
     text: String,
     sets: &[String],
-    kinds: &Registry,
+    kinds: &dyn StageKinds,
 ) -> Result<Pipeline, PipelineError> {
     if text.len() as u64 > source::MAX_FILE_BYTES {
         return Err(source::too_large(path, text.len() as u64));
@@ -176,7 +180,7 @@ fn merge(
     template: Option<&(Arc<Source>, RawStage)>,
     src: &Arc<Source>,
     default_resources: &RawResources,
-    kinds: &Registry,
+    kinds: &dyn StageKinds,
 ) -> Result<StageDef, PipelineError> {
     let spath = format!("stages.{name}");
     if stage.open_params.is_some() {
@@ -212,7 +216,7 @@ fn merge(
             .into())
         }
     };
-    if kinds.get(&kind).is_none() {
+    if !kinds.knows(&kind) {
         let at = if stage.kind.is_some() {
             format!("{spath}.kind")
         } else {
@@ -349,8 +353,7 @@ fn merge(
         bit_exact: stage.bit_exact.or(t.and_then(|t| t.bit_exact)),
         path: spath,
     };
-    let k = kinds.get(&def.kind).expect("checked above");
-    k.check_def(&def).map_err(|(at, msg, hint)| {
+    kinds.check_def(&def).map_err(|(at, msg, hint)| {
         let (s, p) = match at.as_str() {
             "cmd" => def
                 .cmd

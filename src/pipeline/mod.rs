@@ -6,6 +6,7 @@ pub mod load;
 pub mod matrix;
 pub mod model;
 pub mod raw;
+pub mod schema;
 pub mod source;
 pub mod spans;
 pub mod workspace;
@@ -16,6 +17,7 @@ use crate::diag::Diagnostic;
 
 pub use load::load;
 pub use model::{Instance, Pipeline, Point};
+pub use schema::StageKinds;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {

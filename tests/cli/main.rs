@@ -19,6 +19,7 @@ mod faults;
 mod fuzz;
 mod gguf_tokenizer;
 mod kill_loop;
+mod layers;
 mod llama_backbone;
 mod model;
 mod races;
