@@ -145,13 +145,13 @@ fn failing_stage_stops_with_its_log_and_leaves_no_entry() {
     );
 }
 
-#[test]
-fn sigint_cancels_running_stages_and_leaves_no_entry() {
+/// A run sent `signal` while a stage runs stops it, exits 130 and leaves no entry.
+fn signal_cancels_running_stages_and_leaves_no_entry(signal: i32) {
     let e = Env::unsandboxed();
     e.write("p.yaml", "name: p\nstages:\n  slow:\n    kind: command\n    cmd: [sh, -c, 'touch started; sleep 30; echo x > $CLLM4REC_OUT/x']\n");
     let child = e.spawn(&["run", "p.yaml"]);
     e.wait_for("started");
-    unsafe { libc_kill(child.id() as i32, 2) };
+    unsafe { libc_kill(child.id() as i32, signal) };
     let t0 = std::time::Instant::now();
     let out = child.wait_with_output().unwrap();
     assert!(
@@ -166,6 +166,11 @@ fn sigint_cancels_running_stages_and_leaves_no_entry() {
     );
     assert_eq!(e.records("cache"), 0);
     assert!(walk_files(&e.path("cache/tmp")).is_empty());
+}
+
+#[test]
+fn sigint_cancels_running_stages_and_leaves_no_entry() {
+    signal_cancels_running_stages_and_leaves_no_entry(2);
 }
 
 extern "C" {
@@ -285,25 +290,7 @@ fn a_panicking_stage_fails_with_its_message_and_the_run_ends() {
 
 #[test]
 fn sigterm_cancels_running_stages_and_leaves_no_entry() {
-    let e = Env::unsandboxed();
-    e.write("p.yaml", "name: p\nstages:\n  slow:\n    kind: command\n    cmd: [sh, -c, 'touch started; sleep 30; echo x > $CLLM4REC_OUT/x']\n");
-    let child = e.spawn(&["run", "p.yaml"]);
-    e.wait_for("started");
-    unsafe { libc_kill(child.id() as i32, 15) };
-    let t0 = std::time::Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        t0.elapsed() < Duration::from_secs(10),
-        "did not stop the stage"
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(e.records("cache"), 0);
-    assert!(walk_files(&e.path("cache/tmp")).is_empty());
+    signal_cancels_running_stages_and_leaves_no_entry(15);
 }
 
 #[test]
