@@ -22,7 +22,7 @@ use crate::pipeline::Pipeline;
 
 pub const LINEAGE_FORMAT: u32 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Lineage {
     pub format: u32,
     pub tool_version: String,
@@ -35,7 +35,7 @@ pub struct Lineage {
     pub raw_files: Vec<RawFile>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct PipelineRef {
     pub name: String,
     /// The pipeline file, absolute.

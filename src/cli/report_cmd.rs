@@ -63,7 +63,7 @@ pub fn report(
             output.display()
         ))
     })?;
-    let count = |w: &str| v.instances.iter().filter(|i| i.state.word() == w).count();
+    let count = |w: &str| v.count(w);
     println!(
         "wrote {} ({} bytes): {} instances, {} cached, {} failed, {} not run, {} waiting for upstream",
         output.display(),

@@ -98,19 +98,7 @@ struct Ctx<'a> {
 /// The report page of `view`.
 pub fn render(view: &View) -> Result<String, String> {
     let p = view.pipeline;
-    let empty = Lineage {
-        format: 0,
-        tool_version: String::new(),
-        pipeline: crate::audit::lineage::PipelineRef {
-            name: String::new(),
-            file: String::new(),
-            file_hash: String::new(),
-            sets: Vec::new(),
-        },
-        targets: Vec::new(),
-        instances: Vec::new(),
-        raw_files: Vec::new(),
-    };
+    let empty = Lineage::default();
     let l = view.lineage.as_ref().unwrap_or(&empty);
     let cx = Ctx {
         view,
@@ -146,13 +134,7 @@ pub fn render(view: &View) -> Result<String, String> {
 
 fn header(o: &mut String, cx: &Ctx) {
     let p = cx.view.pipeline;
-    let count = |w: &str| {
-        cx.view
-            .instances
-            .iter()
-            .filter(|v| v.state.word() == w)
-            .count()
-    };
+    let count = |w: &str| cx.view.count(w);
     let _ = writeln!(
         o,
         "<header>\n<h1>Pipeline <code id=\"pipeline-name\">{}</code></h1>",

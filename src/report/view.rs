@@ -184,6 +184,14 @@ pub fn read<'a>(
 }
 
 impl View<'_> {
+    /// How many instances are in the state that `State::word` calls `word`.
+    pub fn count(&self, word: &str) -> usize {
+        self.instances
+            .iter()
+            .filter(|v| v.state.word() == word)
+            .count()
+    }
+
     /// The pretrain and finetune runs with a history, as the training-curve plot takes them:
     /// labelled by matrix point when one stage holds all runs of its kind, else by label.
     pub fn runs(&self) -> Vec<Run> {
