@@ -48,9 +48,15 @@ enum Piece {
     Items,
 }
 
-/// The placeholders of a template, in order, without tokenizing it; an unclosed `{` or an
-/// unknown name is an error.
-pub fn placeholders(tpl: &str) -> Result<Vec<&str>, String> {
+/// A piece of a template as written: text, or a placeholder's name.
+enum Part<'a> {
+    Text(&'a str),
+    Placeholder(&'a str),
+}
+
+/// The one reading of the template syntax: text and `{user}`, `{item}`, `{items}`
+/// placeholders; an unclosed `{` or an unknown name is an error.
+fn parts(tpl: &str) -> Result<Vec<Part<'_>>, String> {
     let mut out = Vec::new();
     let mut rest = tpl;
     while let Some(i) = rest.find('{') {
@@ -58,13 +64,27 @@ pub fn placeholders(tpl: &str) -> Result<Vec<&str>, String> {
             .find('}')
             .ok_or_else(|| format!("unclosed `{{` in template `{tpl}`"))?
             + i;
+        out.push(Part::Text(&rest[..i]));
         match &rest[i + 1..j] {
-            name @ ("user" | "item" | "items") => out.push(name),
+            name @ ("user" | "item" | "items") => out.push(Part::Placeholder(name)),
             other => return Err(format!("unknown placeholder `{{{other}}}` in template `{tpl}`: use {{user}}, {{item}} or {{items}}")),
         }
         rest = &rest[j + 1..];
     }
+    out.push(Part::Text(rest));
     Ok(out)
+}
+
+/// The placeholders of a template, in order, without tokenizing it; an unclosed `{` or an
+/// unknown name is an error.
+pub fn placeholders(tpl: &str) -> Result<Vec<&str>, String> {
+    Ok(parts(tpl)?
+        .into_iter()
+        .filter_map(|p| match p {
+            Part::Placeholder(name) => Some(name),
+            Part::Text(_) => None,
+        })
+        .collect())
 }
 
 /// A template parsed once: text pieces pre-tokenized.
@@ -76,29 +96,29 @@ pub struct Template {
 
 impl Template {
     pub fn parse(tpl: &str, tok: &dyn Tokenizer) -> Result<Template, String> {
+        let parts = parts(tpl)?;
         let mut pieces = Vec::new();
-        let mut rest = tpl;
-        while let Some(i) = rest.find('{') {
-            let j = rest[i..]
-                .find('}')
-                .ok_or_else(|| format!("unclosed `{{` in template `{tpl}`"))?
-                + i;
-            // A user/item token stands for a word with its leading space: the space before a
-            // placeholder is not encoded separately.
-            let text = rest[..i].trim_end_matches(' ');
-            if !text.is_empty() {
-                pieces.push(Piece::Text(tok.encode(text)));
+        for (k, part) in parts.iter().enumerate() {
+            match *part {
+                Part::Text(text) => {
+                    // A user/item token stands for a word with its leading space: the space
+                    // before a placeholder is not encoded separately.
+                    let before_placeholder = k + 1 < parts.len();
+                    let text = if before_placeholder {
+                        text.trim_end_matches(' ')
+                    } else {
+                        text
+                    };
+                    if !text.is_empty() {
+                        pieces.push(Piece::Text(tok.encode(text)));
+                    }
+                }
+                Part::Placeholder(name) => pieces.push(match name {
+                    "user" => Piece::User,
+                    "item" => Piece::Item,
+                    _ => Piece::Items,
+                }),
             }
-            pieces.push(match &rest[i + 1..j] {
-                "user" => Piece::User,
-                "item" => Piece::Item,
-                "items" => Piece::Items,
-                other => return Err(format!("unknown placeholder `{{{other}}}` in template `{tpl}`: use {{user}}, {{item}} or {{items}}")),
-            });
-            rest = &rest[j + 1..];
-        }
-        if !rest.is_empty() {
-            pieces.push(Piece::Text(tok.encode(rest)));
         }
         let fixed_len = pieces
             .iter()
