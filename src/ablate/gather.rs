@@ -151,18 +151,21 @@ pub fn read_per_user(path: &Path) -> Result<PerUser, String> {
     Ok((metrics, users))
 }
 
-/// The variants (evaluations) and runs (trainings) among the inputs, in the order of the
+/// The variants (the inputs of the stages `evaluations`) and runs (of `trainings`: stage,
+/// kind) among the inputs, in the order of the
 /// stage names in `order` (the stage's `needs`; others last, by name), with the points of a gathered stage in matrix order. A label is the matrix point when a
 /// single gathered stage provides all variants (or all runs of one kind), else the stage
 /// name, with the point in brackets for a gathered stage.
 pub fn collect(
     inputs: &BTreeMap<String, PathBuf>,
     order: &[String],
+    evaluations: &[&str],
+    trainings: &[(&str, &'static str)],
 ) -> Result<(Vec<Variant>, Vec<Run>), String> {
     let srcs = sources(inputs, order)?;
     let evals: Vec<&Source> = srcs
         .iter()
-        .filter(|s| s.dir.join("per_user.csv").is_file())
+        .filter(|s| evaluations.contains(&s.stage.as_str()))
         .collect();
     let one_eval_stage = evals.iter().all(|s| s.stage == evals[0].stage);
     let mut variants = Vec::new();
@@ -176,20 +179,16 @@ pub fn collect(
         });
     }
     let mut trained: Vec<(&Source, String, Json)> = Vec::new();
-    for s in srcs.iter().filter(|s| s.dir.join("history.json").is_file()) {
-        let read = |name: &str| -> Result<Json, String> {
-            let path = s.dir.join(name);
-            serde_json::from_str(
-                &std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
-            )
-            .map_err(|e| format!("{}: {e}", path.display()))
-        };
-        let info = read("model.json")?;
-        let kind = info["stage"].as_str().unwrap_or("").to_owned();
-        if kind != "pretrain" && kind != "finetune" {
+    for s in &srcs {
+        let Some((_, kind)) = trainings.iter().find(|(t, _)| *t == s.stage) else {
             continue;
-        }
-        trained.push((s, kind, read("history.json")?));
+        };
+        let path = s.dir.join("history.json");
+        let history = serde_json::from_str(
+            &std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        trained.push((s, (*kind).to_owned(), history));
     }
     let mut runs = Vec::new();
     for (s, kind, history) in &trained {

@@ -17,7 +17,6 @@ use crate::audit::resolve::{ancestors, bit_exact, Resolved};
 use crate::audit::AuditError;
 use crate::cache::hash::{self, FileEntry};
 use crate::cache::key::{canonical_json, CacheKey};
-use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
 
 pub const LINEAGE_FORMAT: u32 = 1;
@@ -222,7 +221,6 @@ fn hash_dep(abs: &Path) -> Hashed {
 /// The lineage of `targets` (instance indices; each must be cached).
 pub fn build(
     p: &Pipeline,
-    kinds: &Registry,
     resolved: &Resolved,
     targets: &[usize],
     sets: &[String],
@@ -307,9 +305,9 @@ pub fn build(
         nodes.push(Node {
             label: inst.label.clone(),
             stage: inst.stage_name.clone(),
-            kind: inst.kind.clone(),
+            kind: inst.kind.name().to_owned(),
             kind_version: rec.key.kind_version,
-            bit_exact: bit_exact(p, j, kinds),
+            bit_exact: bit_exact(p, j),
             key_hash: rec.key_hash.clone(),
             key: rec.key.clone(),
             inputs,

@@ -21,7 +21,7 @@ use crate::cache::record::Manifest;
 use crate::cache::store::{remove_tree, Store};
 use crate::exec::runner::{gathered_name, write_params_file};
 use crate::exec::CANCEL;
-use crate::kinds::{Registry, StageContext, StageError};
+use crate::kinds::{StageContext, StageError};
 use crate::pipeline::Pipeline;
 
 #[derive(Debug, Clone)]
@@ -99,7 +99,6 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<(), AuditError> {
 pub fn reproduce(
     p: &Pipeline,
     store: &Store,
-    kinds: &Registry,
     resolved: &Resolved,
     which: &[usize],
     scratch: &Path,
@@ -158,9 +157,8 @@ pub fn reproduce(
             cancel: &CANCEL,
             progress: &progress,
         };
-        let kind = kinds.get(&inst.kind).expect("validated kind");
         let t0 = Instant::now();
-        let result = kind.run(&ctx);
+        let result = inst.kind.run(&ctx);
         let seconds = t0.elapsed().as_secs_f64();
         if CANCEL.load(Ordering::SeqCst) {
             return Err(AuditError::Exec(crate::exec::ExecError::Cancelled));
@@ -180,7 +178,7 @@ pub fn reproduce(
                     let now_files: BTreeMap<String, String> =
                         entries.into_iter().map(|e| (e.path, e.hash)).collect();
                     Outcome::Differs {
-                        bit_exact: bit_exact(p, i, kinds),
+                        bit_exact: bit_exact(p, i),
                         now,
                         files: file_differences(&recorded, &now_files, &recorded_dir, &out),
                     }

@@ -9,7 +9,6 @@ use crate::cache::record::Record;
 use crate::cache::statcache::StatCache;
 use crate::cache::store::Store;
 use crate::exec::keys::instance_key;
-use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
 
 /// The cache folder, opened without creating anything in it.
@@ -33,14 +32,14 @@ pub struct Resolved {
     pub records: Vec<Option<Record>>,
 }
 
-pub fn resolve(p: &Pipeline, store: &Store, kinds: &Registry) -> Result<Resolved, AuditError> {
+pub fn resolve(p: &Pipeline, store: &Store) -> Result<Resolved, AuditError> {
     // Loaded, never saved: unchanged files are not rehashed, and the cache is not touched.
     let stat = Mutex::new(StatCache::load(&store.root.join("statcache.json")));
     let mut outputs: Vec<Option<String>> = vec![None; p.instances.len()];
     let mut keys = Vec::with_capacity(p.instances.len());
     let mut records = Vec::with_capacity(p.instances.len());
     for i in 0..p.instances.len() {
-        let (key, complete) = instance_key(p, i, &outputs, &stat, kinds)?;
+        let (key, complete) = instance_key(p, i, &outputs, &stat)?;
         let hash = key.hash();
         let rec = if complete { store.lookup(&hash) } else { None };
         outputs[i] = rec.as_ref().map(|r| r.output.clone());
@@ -51,11 +50,11 @@ pub fn resolve(p: &Pipeline, store: &Store, kinds: &Registry) -> Result<Resolved
 }
 
 /// Whether instance `i` must reproduce byte for byte: the stage's `bit_exact:`, else its kind's.
-pub fn bit_exact(p: &Pipeline, i: usize, kinds: &Registry) -> bool {
+pub fn bit_exact(p: &Pipeline, i: usize) -> bool {
     let inst = &p.instances[i];
     p.stages[inst.stage]
         .bit_exact
-        .unwrap_or_else(|| kinds.get(&inst.kind).is_none_or(|k| k.bit_exact()))
+        .unwrap_or_else(|| inst.kind.bit_exact())
 }
 
 /// The indices of every instance instance `i` depends on, `i` included, upstream first.

@@ -60,7 +60,7 @@ pub fn audit(cli: &Cli, a: &AuditArgs, kinds: &Registry) -> Result<i32, CliError
         .expect("clap requires it without --check");
     let p = pipeline::load(path, &a.sets, kinds)?;
     let store = open_read_only(&cli.cache_root())?;
-    let resolved = resolve(&p, &store, kinds)?;
+    let resolved = resolve(&p, &store)?;
     let targets: Vec<usize> = match &a.stage {
         Some(s) => {
             let all = stage_instances(&p, s)?;
@@ -97,7 +97,7 @@ pub fn audit(cli: &Cli, a: &AuditArgs, kinds: &Registry) -> Result<i32, CliError
             with_metrics
         }
     };
-    let l = lineage::build(&p, kinds, &resolved, &targets, &a.sets)?;
+    let l = lineage::build(&p, &resolved, &targets, &a.sets)?;
     match a.format {
         AuditFormat::Text => print!("{}", lineage::render_text(&l)),
         AuditFormat::Json => println!("{}", serde_json::to_string_pretty(&l).expect("plain data")),
@@ -163,7 +163,7 @@ pub fn reproduce(cli: &Cli, a: &ReproduceArgs, kinds: &Registry) -> Result<i32, 
         Some(s) if !a.all => stage_instances(&p, s)?,
         _ => (0..p.instances.len()).collect(),
     };
-    let resolved = resolve(&p, &store, kinds)?;
+    let resolved = resolve(&p, &store)?;
     let which = match a.sample {
         Some(n) => repro::sample(&p, &candidates, n, a.seed),
         None => candidates.clone(),
@@ -180,7 +180,7 @@ pub fn reproduce(cli: &Cli, a: &ReproduceArgs, kinds: &Registry) -> Result<i32, 
         .map(|&i| p.instances[i].label.len())
         .max()
         .unwrap_or(0);
-    let result = repro::reproduce(&p, &store, kinds, &resolved, &which, &scratch, |r| {
+    let result = repro::reproduce(&p, &store, &resolved, &which, &scratch, |r| {
         print_row(r, width)
     });
     if a.keep {

@@ -74,7 +74,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 ProgressFormat::Json => Mode::JsonStdout,
             };
             let reporter = Reporter::new(mode, pl.instances.len());
-            let summary = scheduler::run(&pl, &store, &kinds, &opts, &reporter)?;
+            let summary = scheduler::run(&pl, &store, &opts, &reporter)?;
             if mode == Mode::JsonStdout {
                 reporter.json("finished", None, tables::run_json(&pl, &summary));
             } else {
@@ -113,7 +113,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 Mode::Plain
             };
             let reporter = Reporter::new(mode, 1);
-            match node::exec_stage(&pl, &store, &kinds, &reporter, instance, key, *force) {
+            match node::exec_stage(&pl, &store, &reporter, instance, key, *force) {
                 Ok(out) => {
                     eprintln!(
                         "{} `{instance}`: output {}",
@@ -139,7 +139,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
         Command::Plan { p } => {
             let pl = load(p, &kinds)?;
             let store = open_store(cli)?;
-            let rows = plan::plan(&pl, &store, &kinds)?;
+            let rows = plan::plan(&pl, &store)?;
             print!("{}", tables::plan_table(&rows));
             Ok(0)
         }
@@ -162,12 +162,12 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 TableFormat::Csv => crate::ablate::table::Format::Csv,
                 TableFormat::Latex => crate::ablate::table::Format::Latex,
             };
-            table_cmd::table(&pl, &p.pipeline, &store, &kinds, format, check.as_ref())
+            table_cmd::table(&pl, &p.pipeline, &store, format, check.as_ref())
         }
         Command::Status { p } => {
             let pl = load(p, &kinds)?;
             let store = open_store(cli)?;
-            let rows = plan::plan(&pl, &store, &kinds)?;
+            let rows = plan::plan(&pl, &store)?;
             print!("{}", tables::status_table(&pl, &store, &rows));
             Ok(0)
         }
@@ -182,7 +182,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 )));
             };
             let store = open_store(cli)?;
-            let rows = plan::plan(&pl, &store, &kinds)?;
+            let rows = plan::plan(&pl, &store)?;
             for (inst, row) in pl
                 .instances
                 .iter()

@@ -41,10 +41,9 @@ fn load_view<'a>(
     cli: &Cli,
     pl: &'a pipeline::Pipeline,
     p: &PipelineArgs,
-    kinds: &Registry,
 ) -> Result<view::View<'a>, CliError> {
     let store = open_read_only(&cli.cache_root())?;
-    Ok(view::read(pl, &store, kinds, &p.sets)?)
+    Ok(view::read(pl, &store, &p.sets)?)
 }
 
 pub fn report(
@@ -55,7 +54,7 @@ pub fn report(
 ) -> Result<i32, CliError> {
     let pl = pipeline::load(&p.pipeline, &p.sets, kinds)?;
     outside_cache(cli, output, "the report")?;
-    let v = load_view(cli, &pl, p, kinds)?;
+    let v = load_view(cli, &pl, p)?;
     let page = html::render(&v).map_err(CliError::Usage)?;
     crate::report::write_atomic(output, page.as_bytes()).map_err(|e| {
         CliError::Usage(format!(
@@ -83,7 +82,7 @@ pub fn export(cli: &Cli, to: &ExportTo, kinds: &Registry) -> Result<i32, CliErro
     };
     let pl = pipeline::load(&p.pipeline, &p.sets, kinds)?;
     outside_cache(cli, dir, "the export folder")?;
-    let v = load_view(cli, &pl, p, kinds)?;
+    let v = load_view(cli, &pl, p)?;
     let fail = |e: String| CliError::Usage(format!("export: {e}"));
     let skipped = match to {
         ExportTo::Mlflow { .. } => {

@@ -11,7 +11,6 @@ use crate::cache::store::Store;
 use crate::cli::CliError;
 use crate::exec::plan;
 use crate::kinds::ablate::TABLE_JSON;
-use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
 
 fn read_table(dir: &Path) -> Result<Table, String> {
@@ -51,7 +50,6 @@ pub fn table(
     pl: &Pipeline,
     file_arg: &Path,
     store: &Store,
-    kinds: &Registry,
     format: Format,
     check: Option<&PathBuf>,
 ) -> Result<i32, CliError> {
@@ -64,7 +62,7 @@ pub fn table(
             pl.name
         )));
     }
-    let rows = plan::plan(pl, store, kinds)?;
+    let rows = plan::plan(pl, store)?;
     if ablates.iter().any(|&i| !rows[i].hit) {
         eprintln!(
             "error: the table of `{}` is not in the cache; these stage instances have not run (run the pipeline first):",

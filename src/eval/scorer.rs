@@ -1,9 +1,6 @@
-//! Models that score items for users, found among a stage's inputs by their `model.json`.
+//! Models that score items for users.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-
-use serde_json::Value as Json;
+use std::path::Path;
 
 use crate::eval::EvalSplit;
 
@@ -53,35 +50,5 @@ impl MostPopular {
             );
         }
         Ok(MostPopular { counts })
-    }
-}
-
-/// Which input is the model, and which the `ingest` output.
-pub struct Inputs {
-    pub ingest: PathBuf,
-    pub model: PathBuf,
-    pub model_kind: String,
-}
-
-pub fn find_inputs(inputs: &BTreeMap<String, PathBuf>) -> Result<Inputs, String> {
-    let ingest: Vec<&PathBuf> = inputs
-        .values()
-        .filter(|d| EvalSplit::is_ingest_output(d))
-        .collect();
-    let models: Vec<(&PathBuf, String)> = inputs
-        .values()
-        .filter_map(|d| {
-            let v: Json =
-                serde_json::from_str(&std::fs::read_to_string(d.join("model.json")).ok()?).ok()?;
-            Some((d, v["model"].as_str()?.to_owned()))
-        })
-        .collect();
-    match (ingest.as_slice(), models.as_slice()) {
-        ([i], [(m, k)]) => Ok(Inputs { ingest: (*i).clone(), model: (*m).clone(), model_kind: k.clone() }),
-        (i, m) => Err(format!(
-            "an `evaluate` stage needs exactly one `ingest` output and one model (a stage that writes model.json); its inputs have {} and {}",
-            i.len(),
-            m.len()
-        )),
     }
 }

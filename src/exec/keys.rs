@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use crate::cache::key::{CacheKey, InputKey, KEY_FORMAT};
 use crate::cache::statcache::StatCache;
 use crate::exec::ExecError;
-use crate::kinds::Registry;
 use crate::pipeline::model::point_label;
 use crate::pipeline::Pipeline;
 
@@ -20,10 +19,9 @@ pub fn instance_key(
     i: usize,
     outputs: &[Option<String>],
     stat: &Mutex<StatCache>,
-    kinds: &Registry,
 ) -> Result<(CacheKey, bool), ExecError> {
     let inst = &p.instances[i];
-    let kind = kinds.get(&inst.kind).expect("validated kind");
+    let kind = &inst.kind;
     let mut complete = true;
     let mut out = |j: usize| -> String {
         outputs[j].clone().unwrap_or_else(|| {
@@ -80,13 +78,13 @@ pub fn instance_key(
     }
     let key = CacheKey {
         format: KEY_FORMAT,
-        kind: inst.kind.clone(),
+        kind: kind.name().to_owned(),
         kind_version: kind.version(),
-        params: inst.params.clone(),
+        params: inst.params.json().clone(),
         spec,
         shared: inst.shared.clone(),
         matrix: inst.point.clone(),
-        seed: inst.seed.clone(),
+        seed: inst.seed.into(),
         inputs,
         deps,
     };

@@ -8,7 +8,6 @@ use crate::cache::statcache::StatCache;
 use crate::cache::store::Store;
 use crate::exec::keys::{instance_key, UNKNOWN};
 use crate::exec::ExecError;
-use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
 
 #[derive(Debug, Clone)]
@@ -20,12 +19,12 @@ pub struct PlanRow {
     pub reasons: Vec<String>,
 }
 
-pub fn plan(p: &Pipeline, store: &Store, kinds: &Registry) -> Result<Vec<PlanRow>, ExecError> {
+pub fn plan(p: &Pipeline, store: &Store) -> Result<Vec<PlanRow>, ExecError> {
     let stat = Mutex::new(StatCache::load(&store.root.join("statcache.json")));
     let mut outputs: Vec<Option<String>> = vec![None; p.instances.len()];
     let mut rows = Vec::new();
     for (i, inst) in p.instances.iter().enumerate() {
-        let (key, complete) = instance_key(p, i, &outputs, &stat, kinds)?;
+        let (key, complete) = instance_key(p, i, &outputs, &stat)?;
         let key_hash = key.hash();
         if complete {
             if let Some(rec) = store.lookup(&key_hash) {

@@ -14,7 +14,7 @@ use crate::cache::store::{remove_tree, CommitMeta, Store, StoreError};
 use crate::exec::panics;
 use crate::exec::progress::Reporter;
 use crate::exec::{ExecError, CANCEL};
-use crate::kinds::{Progress, Registry, StageContext, StageError};
+use crate::kinds::{Progress, StageContext, StageError};
 use crate::pipeline::model::point_label;
 use crate::pipeline::Pipeline;
 
@@ -32,7 +32,6 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> ExecError {
 pub struct RunEnv<'a> {
     pub pipeline: &'a Pipeline,
     pub store: &'a Store,
-    pub kinds: &'a Registry,
     pub reporter: &'a Reporter,
 }
 
@@ -69,7 +68,6 @@ pub fn compute(
     let RunEnv {
         pipeline: p,
         store,
-        kinds,
         reporter,
     } = *env;
     let inst = &p.instances[i];
@@ -96,7 +94,7 @@ pub fn compute(
     // A panic in the stage (caught in `run_in`, with its log) or in the commit fails the
     // instance like any other error: its work folder is removed below.
     let result = panics::contain(|| {
-        run_in(p, i, &tmp, &key_hash, outputs, store, kinds, &progress)?;
+        run_in(p, i, &tmp, &key_hash, outputs, store, &progress)?;
         let meta = CommitMeta {
             key,
             key_hash: &key_hash,
@@ -191,7 +189,6 @@ fn run_in(
     key_hash: &str,
     outputs: &Upstream,
     store: &Store,
-    kinds: &Registry,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Result<(), ExecError> {
     let inst = &p.instances[i];
@@ -235,8 +232,7 @@ fn run_in(
         cancel: &CANCEL,
         progress,
     };
-    let kind = kinds.get(&inst.kind).expect("validated kind");
-    let ran = panics::contain(|| kind.run(&ctx)).unwrap_or_else(|panic| {
+    let ran = panics::contain(|| inst.kind.run(&ctx)).unwrap_or_else(|panic| {
         if let Some(bt) = &panic.backtrace {
             let mut log = &log;
             let _ = writeln!(log, "{}\n{bt}", panic.message);

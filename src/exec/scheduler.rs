@@ -22,7 +22,6 @@ use crate::exec::runner::{compute, upstream, Outcome, RunEnv};
 use crate::exec::slurm::executor::{self as slurm_executor, Request};
 use crate::exec::slurm::SlurmOptions;
 use crate::exec::{ExecError, CANCEL};
-use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
 
 #[derive(Debug, Clone, Default)]
@@ -72,7 +71,6 @@ enum State {
 pub fn run(
     p: &Pipeline,
     store: &Store,
-    kinds: &Registry,
     opts: &RunOptions,
     reporter: &Reporter,
 ) -> Result<Summary, ExecError> {
@@ -108,7 +106,6 @@ pub fn run(
     let env = RunEnv {
         pipeline: p,
         store,
-        kinds,
         reporter,
     };
     let env = &env;
@@ -137,7 +134,7 @@ pub fn run(
                 stop = true;
             }
             while let Some(i) = check.pop_first().filter(|_| !stop) {
-                let (key, _) = instance_key(p, i, &outputs, &stat, kinds)?;
+                let (key, _) = instance_key(p, i, &outputs, &stat)?;
                 tracing::debug!(instance = %p.instances[i].label, key = %key.hash(), "key computed");
                 let forced = opts.force.contains(&p.instances[i].stage_name);
                 let hit = if forced {
@@ -362,9 +359,27 @@ fn reusable(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::exec::progress::Mode;
-    use crate::kinds::{StageContext, StageError, StageKind};
+    use crate::kinds::{Needs, ParamError, Params, Registry, StageContext, StageError, StageKind};
+    use serde_json::{Map, Value as Json};
+
+    /// The load-time half of a test kind: no params, any inputs.
+    macro_rules! no_params {
+        () => {
+            fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+                Ok(Params::new((), params))
+            }
+            fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+                (Map::new(), &[])
+            }
+            fn needs(&self) -> Needs {
+                Needs::Any
+            }
+        };
+    }
 
     /// Writes one file.
     struct Writes;
@@ -375,6 +390,7 @@ mod tests {
         fn version(&self) -> u32 {
             1
         }
+        no_params!();
         fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
             std::fs::write(ctx.out.join("x"), "x").map_err(|e| StageError::Failed(e.to_string()))
         }
@@ -389,6 +405,7 @@ mod tests {
         fn version(&self) -> u32 {
             1
         }
+        no_params!();
         fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
             std::fs::write(ctx.out.join("partial"), "p").unwrap();
             let v: Vec<u32> = Vec::new();
@@ -403,7 +420,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let tmp = tempfile::tempdir().unwrap();
-            let kinds = Registry::of(vec![Box::new(Writes), Box::new(Panics)]);
+            let kinds = Registry::of(vec![Arc::new(Writes), Arc::new(Panics)]);
             let yaml = "name: p\nstages:\n  a: {kind: panics}\n  b: {kind: writes}\n  c: {kind: writes, needs: [a]}\n";
             let p = crate::pipeline::load::load_text(
                 &tmp.path().join("p.yaml"),
@@ -419,7 +436,7 @@ mod tests {
                 ..RunOptions::default()
             };
             let reporter = Reporter::new(Mode::Plain, p.instances.len());
-            let s = run(&p, &store, &kinds, &opts, &reporter).unwrap();
+            let s = run(&p, &store, &opts, &reporter).unwrap();
             assert!(matches!(s.error, Some(ExecError::Stage { ref label, .. }) if label == "a"));
             let entries = |d: &std::path::Path| std::fs::read_dir(d).unwrap().flatten();
             let records: usize = entries(&store.root.join("records"))

@@ -3,43 +3,48 @@
 //! paired significance tests across users; plots the sensitivity to a swept axis and the
 //! training curves of the pretrain/finetune runs among its inputs.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
 
 use crate::ablate::compare::{compare, mean_sem};
 use crate::ablate::gather::collect;
 use crate::ablate::plot::{self, Series};
 use crate::ablate::table::Format;
-use crate::kinds::{params_of, StageContext, StageError, StageKind};
-use crate::pipeline::Instance;
+use crate::kinds::{
+    defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
+    TypedParams,
+};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AblateParams {
     /// The variant the others are compared with (a matrix point such as `lambda_c=1`, or a
     /// stage name); default: the first.
-    #[serde(default)]
     pub reference: Option<String>,
     /// The matrix axis of the sensitivity plot; default: the only axis of the variants, if
     /// its values are numbers. `none`: no sensitivity plot.
-    #[serde(default)]
     pub axis: Option<String>,
     /// A logarithmic x axis for the sensitivity plot.
-    #[serde(default = "yes")]
     pub log_x: bool,
     /// Draw the plots (SVG and PNG).
-    #[serde(default = "yes")]
     pub plots: bool,
     /// The validation metric of the finetuning curves.
-    #[serde(default = "recall20")]
     pub curve_metric: String,
 }
 
-fn yes() -> bool {
-    true
+impl Default for AblateParams {
+    fn default() -> Self {
+        AblateParams {
+            reference: None,
+            axis: None,
+            log_x: true,
+            plots: true,
+            curve_metric: "recall@20".into(),
+        }
+    }
 }
-fn recall20() -> String {
-    "recall@20".into()
-}
+
+impl TypedParams for AblateParams {}
 
 pub struct Ablate;
 
@@ -56,21 +61,42 @@ impl StageKind for Ablate {
         2
     }
 
-    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
-        let _: AblateParams = params_of(inst)?;
-        Ok(())
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        resolve::<AblateParams>(params)
+    }
+
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        defaults::<AblateParams>()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::Slots(&[
+            Slot {
+                role: "variants",
+                kinds: &["evaluate"],
+                required: true,
+                many: true,
+            },
+            Slot {
+                role: "runs",
+                kinds: &["pretrain", "finetune"],
+                required: false,
+                many: true,
+            },
+        ])
     }
 
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
-        let p: AblateParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let p: &AblateParams = ctx.params();
         let fail = StageError::Failed;
-        let order: Vec<String> = ctx
-            .instance
-            .inputs
-            .iter()
-            .map(|i| i.stage.clone())
-            .collect();
-        let (variants, runs) = collect(ctx.inputs, &order).map_err(fail)?;
+        let inputs = &ctx.instance.inputs;
+        let order: Vec<String> = inputs.iter().map(|i| i.stage.clone()).collect();
+        let of = |role: &'static str| inputs.iter().filter(move |i| i.role == Some(role));
+        let evaluations: Vec<&str> = of("variants").map(|i| i.stage.as_str()).collect();
+        let trainings: Vec<(&str, &'static str)> =
+            of("runs").map(|i| (i.stage.as_str(), i.kind)).collect();
+        let (variants, runs) =
+            collect(ctx.inputs, &order, &evaluations, &trainings).map_err(fail)?;
         let table =
             compare(&ctx.instance.stage_name, &variants, p.reference.as_deref()).map_err(fail)?;
         let w = |name: &str, text: String| {

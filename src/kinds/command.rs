@@ -6,10 +6,10 @@ use std::process::{Command as Process, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 
 use crate::kinds::sandbox::{self, Sandbox};
-use crate::kinds::{DefError, StageContext, StageError, StageKind};
+use crate::kinds::{DefError, Needs, ParamError, Params, StageContext, StageError, StageKind};
 use crate::pipeline::interp::as_text;
 use crate::pipeline::load::StageDef;
 use crate::util::env_name;
@@ -23,6 +23,19 @@ impl StageKind for Command {
 
     fn version(&self) -> u32 {
         1
+    }
+
+    /// A command's params are its own: any name, any value, all hashed into the key.
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        Ok(Params::new(params.clone(), params))
+    }
+
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        (Map::new(), &[])
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::Any
     }
 
     fn check_def(&self, def: &StageDef) -> Result<(), DefError> {

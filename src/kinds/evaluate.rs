@@ -1,39 +1,83 @@
 //! The `evaluate` kind: score all items for every user with held-out items, drop the user's
 //! training items, and report Recall@K and NDCG@K (metrics.json, per_user.csv).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
 
-use crate::eval::scorer::{find_inputs, MostPopular, Scorer};
+use crate::eval::scorer::{MostPopular, Scorer};
 use crate::eval::{EvalSplit, UserMetrics};
-use crate::kinds::{params_of, StageContext, StageError, StageKind};
-use crate::pipeline::Instance;
+use crate::kinds::{
+    defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
+    TypedParams,
+};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+crate::choice! {
+    /// Which held-out split `evaluate` scores.
+    EvalOn { Test = "test", Valid = "valid" }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct EvaluateParams {
-    /// `test` or `valid`.
-    #[serde(default = "test")]
-    pub split: String,
-    #[serde(default = "recall")]
+    pub split: EvalOn,
     pub recall_at: Vec<usize>,
-    #[serde(default = "ndcg")]
     pub ndcg_at: Vec<usize>,
     /// Users scored at once.
-    #[serde(default = "batch")]
     pub batch_size: usize,
 }
 
-fn test() -> String {
-    "test".into()
+impl Default for EvaluateParams {
+    fn default() -> Self {
+        EvaluateParams {
+            split: EvalOn::Test,
+            recall_at: vec![20, 40],
+            ndcg_at: vec![100],
+            batch_size: 256,
+        }
+    }
 }
-fn recall() -> Vec<usize> {
-    vec![20, 40]
+
+impl TypedParams for EvaluateParams {
+    fn check(&self) -> Result<(), ParamError> {
+        if self.recall_at.iter().chain(&self.ndcg_at).any(|&k| k == 0)
+            || self.recall_at.is_empty() && self.ndcg_at.is_empty()
+        {
+            return Err((
+                "recall_at".into(),
+                "cut-offs must be positive, and there must be at least one".into(),
+            ));
+        }
+        if self.batch_size == 0 {
+            return Err(("batch_size".into(), "`batch_size` must be positive".into()));
+        }
+        Ok(())
+    }
 }
-fn ndcg() -> Vec<usize> {
-    vec![100]
-}
-fn batch() -> usize {
-    256
+
+/// The kinds whose output `evaluate` scores.
+const MODELS: &[&str] = &["finetune", "pretrain", "popular", "multivae", "lightgcn"];
+
+/// The kind of model a `command` stage wrote: the one whose `model.json` names the same model.
+fn model_of_command(dir: &std::path::Path) -> Result<&'static str, String> {
+    let path = dir.join("model.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "a `command` model needs a model.json: {}: {e}",
+            path.display()
+        )
+    })?;
+    let v: Json = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    match v["model"].as_str() {
+        Some("most-popular") => Ok("popular"),
+        Some("cllm4rec") => Ok("finetune"),
+        Some("multi-vae") => Ok("multivae"),
+        Some("lightgcn") => Ok("lightgcn"),
+        other => Err(format!(
+            "{}: `model` is {}, not one of `most-popular`, `cllm4rec`, `multi-vae`, `lightgcn`",
+            path.display(),
+            other.map_or("missing".to_owned(), |m| format!("`{m}`"))
+        )),
+    }
 }
 
 pub struct Evaluate;
@@ -53,67 +97,77 @@ impl StageKind for Evaluate {
         true
     }
 
-    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
-        let p: EvaluateParams = params_of(inst)?;
-        if p.split != "test" && p.split != "valid" {
-            return Err((
-                "split".into(),
-                format!("`split` is `test` or `valid`, not `{}`", p.split),
-            ));
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        resolve::<EvaluateParams>(params)
+    }
+
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        defaults::<EvaluateParams>()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::Slots(&[
+            Slot {
+                role: "ingest",
+                kinds: &["ingest"],
+                required: true,
+                many: false,
+            },
+            Slot {
+                role: "model",
+                kinds: MODELS,
+                required: true,
+                many: false,
+            },
+            Slot {
+                role: "tokenize",
+                kinds: &["tokenize"],
+                required: false,
+                many: false,
+            },
+        ])
+    }
+
+    fn check_needs(&self, filled: &[(&'static str, &'static str)]) -> Result<(), String> {
+        let model = filled.iter().find(|(r, _)| *r == "model").map(|(_, k)| *k);
+        let tokenize = filled.iter().any(|(r, _)| *r == "tokenize");
+        match model {
+            Some(m @ ("pretrain" | "finetune")) if !tokenize => Err(format!(
+                "evaluating a `{m}` model (CLLM4Rec) needs its `tokenize` stage among the `needs`"
+            )),
+            _ => Ok(()),
         }
-        if p.recall_at.iter().chain(&p.ndcg_at).any(|&k| k == 0)
-            || p.recall_at.is_empty() && p.ndcg_at.is_empty()
-        {
-            return Err((
-                "recall_at".into(),
-                "cut-offs must be positive, and there must be at least one".into(),
-            ));
-        }
-        if p.batch_size == 0 {
-            return Err(("batch_size".into(), "`batch_size` must be positive".into()));
-        }
-        Ok(())
     }
 
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
-        let p: EvaluateParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let p: &EvaluateParams = ctx.params();
         let fail = StageError::Failed;
-        let inputs = find_inputs(ctx.inputs).map_err(fail)?;
-        let split = EvalSplit::read(&inputs.ingest, &p.split).map_err(fail)?;
-        if inputs.model_kind != "most-popular" {
+        let (_, ingest) = ctx.input("ingest")?;
+        let (model_kind, model) = ctx.input("model")?;
+        let model_kind = match model_kind {
+            "command" => model_of_command(model).map_err(fail)?,
+            k => k,
+        };
+        let split = EvalSplit::read(ingest, p.split.as_str()).map_err(fail)?;
+        if model_kind != "popular" {
             crate::model::backend::check_available().map_err(fail)?;
         }
-        let mut scorer: Box<dyn Scorer> = match inputs.model_kind.as_str() {
-            "most-popular" => Box::new(MostPopular::load(&inputs.model).map_err(fail)?),
-            "cllm4rec" => {
-                let tokens = ctx
-                    .inputs
-                    .values()
-                    .find(|d| d.join("rec.tok").is_file())
-                    .ok_or_else(|| {
-                        fail(
-                            "evaluating CLLM4Rec needs its `tokenize` stage among the inputs"
-                                .into(),
-                        )
-                    })?;
+        let mut scorer: Box<dyn Scorer> = match model_kind {
+            "popular" => Box::new(MostPopular::load(model).map_err(fail)?),
+            "pretrain" | "finetune" => {
+                let (_, tokens) = ctx.input("tokenize")?;
                 Box::new(
-                    crate::model::cllm4rec::scorer::Cllm4RecScorer::load(&inputs.model, tokens)
+                    crate::model::cllm4rec::scorer::Cllm4RecScorer::load(model, tokens)
                         .map_err(fail)?,
                 )
             }
-            "multi-vae" => Box::new(
-                crate::model::baselines::scorer::MultiVaeScorer::load(&inputs.model)
-                    .map_err(fail)?,
+            "multivae" => Box::new(
+                crate::model::baselines::scorer::MultiVaeScorer::load(model).map_err(fail)?,
             ),
             "lightgcn" => Box::new(
-                crate::model::baselines::scorer::LightGcnScorer::load(&inputs.model)
-                    .map_err(fail)?,
+                crate::model::baselines::scorer::LightGcnScorer::load(model).map_err(fail)?,
             ),
-            other => {
-                return Err(StageError::Failed(format!(
-                    "cannot evaluate a `{other}` model"
-                )))
-            }
+            other => unreachable!("`{other}` is not among the model kinds {MODELS:?}"),
         };
         let users = split.eval_users();
         let mut m = UserMetrics::new(&p.recall_at, &p.ndcg_at);
@@ -124,7 +178,7 @@ impl StageKind for Evaluate {
             let scores = scorer.score(batch, &split).map_err(fail)?;
             m.add_batch(&split, batch, &scores);
         }
-        let summary = m.summary(&scorer.model(), &p.split);
+        let summary = m.summary(&scorer.model(), p.split.as_str());
         let w = |name: &str, text: String| {
             std::fs::write(ctx.out.join(name), text)
                 .map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")))

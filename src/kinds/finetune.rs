@@ -5,97 +5,100 @@
 //! on. The epoch with the best validation Recall@20 + Recall@40 + NDCG@100 is kept.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::optim::AdamConfig;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value as Json};
 
 use crate::data::rng::Rng;
 use crate::eval::scorer::Scorer;
 use crate::eval::{EvalSplit, UserMetrics};
 use crate::kinds::pretrain::bucket_order;
-use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::kinds::{
+    defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
+    TypedParams,
+};
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::{Batch, Seq};
 use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::scorer::Cllm4RecScorer;
 use crate::model::cllm4rec::train::epoch;
 use crate::model::cllm4rec::{checkpoint, loss, Cllm4Rec};
-use crate::model::fused;
-use crate::pipeline::Instance;
+use crate::model::fused::{self, Engine};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+crate::choice! {
+    /// What finetuning predicts: the `masked` items (the paper) or `all` of a user's training
+    /// items (the authors' code).
+    Targets { Masked = "masked", All = "all" }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct FinetuneParams {
-    #[serde(default = "ten")]
     pub epochs: usize,
-    #[serde(default = "lr")]
     pub lr: f64,
-    #[serde(default = "batch")]
     pub batch_size: usize,
     /// Share of a user's training items masked out of the prompt each epoch.
-    #[serde(default = "mask")]
     pub mask_ratio: f64,
-    /// `masked`: predict the masked items (the paper); `all`: all training items (the code).
-    #[serde(default = "masked")]
-    pub targets: String,
-    #[serde(default = "one")]
+    pub targets: Targets,
     pub lambda_c: f64,
-    /// `auto`: a GPT-2 backbone on the default CPU backend trains with the fused CPU trainer
-    /// (`model::fused`); anything else with the burn model. `burn`: always the burn model.
-    #[serde(default = "auto")]
-    pub engine: String,
+    pub engine: Engine,
 }
 
-fn ten() -> usize {
-    10
+impl Default for FinetuneParams {
+    fn default() -> Self {
+        FinetuneParams {
+            epochs: 10,
+            lr: 1e-4,
+            batch_size: 64,
+            mask_ratio: 0.2,
+            targets: Targets::Masked,
+            lambda_c: 1.0,
+            engine: Engine::Auto,
+        }
+    }
 }
-fn lr() -> f64 {
-    1e-4
-}
-fn batch() -> usize {
-    64
-}
-fn mask() -> f64 {
-    0.2
-}
-fn masked() -> String {
-    "masked".into()
-}
-fn one() -> f64 {
-    1.0
-}
-fn auto() -> String {
-    "auto".into()
+
+impl TypedParams for FinetuneParams {
+    fn check(&self) -> Result<(), ParamError> {
+        let p = self;
+        if !(p.mask_ratio > 0.0 && p.mask_ratio < 1.0) {
+            return Err((
+                "mask_ratio".into(),
+                "`mask_ratio` must be between 0 and 1".into(),
+            ));
+        }
+        if p.lr.is_nan()
+            || p.lr <= 0.0
+            || p.batch_size == 0
+            || p.lambda_c.is_nan()
+            || p.lambda_c < 0.0
+        {
+            return Err((
+                "lr".into(),
+                "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub struct Finetune;
 
 /// The stage's inputs: the pretrained model, the tokenized corpora and the split.
-struct Inputs {
-    model: PathBuf,
-    tokens: PathBuf,
-    ingest: PathBuf,
+struct Inputs<'a> {
+    model: &'a std::path::Path,
+    tokens: &'a std::path::Path,
+    ingest: &'a std::path::Path,
 }
 
-fn inputs(ctx: &StageContext) -> Result<Inputs, String> {
-    let find = |f: &str| ctx.inputs.values().find(|d| d.join(f).is_file()).cloned();
-    match (
-        find("checkpoint.safetensors"),
-        find("rec.tok"),
-        find("train.csv"),
-    ) {
-        (Some(model), Some(tokens), Some(ingest)) => Ok(Inputs {
-            model,
-            tokens,
-            ingest,
-        }),
-        _ => {
-            Err("a `finetune` stage needs a `pretrain`, a `tokenize` and an `ingest` stage".into())
-        }
-    }
+fn inputs<'a>(ctx: &'a StageContext) -> Result<Inputs<'a>, StageError> {
+    Ok(Inputs {
+        model: ctx.input("model")?.1,
+        tokens: ctx.input("tokenize")?.1,
+        ingest: ctx.input("ingest")?.1,
+    })
 }
 
 /// One epoch's masked prompts: for each user, the prompt without a random `ratio` of its
@@ -160,48 +163,50 @@ impl StageKind for Finetune {
         true
     }
 
-    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
-        let p: FinetuneParams = params_of(inst)?;
-        fused::check_engine(&p.engine)?;
-        if p.targets != "masked" && p.targets != "all" {
-            return Err((
-                "targets".into(),
-                format!("`targets` is `masked` or `all`, not `{}`", p.targets),
-            ));
-        }
-        if !(p.mask_ratio > 0.0 && p.mask_ratio < 1.0) {
-            return Err((
-                "mask_ratio".into(),
-                "`mask_ratio` must be between 0 and 1".into(),
-            ));
-        }
-        if p.lr.is_nan()
-            || p.lr <= 0.0
-            || p.batch_size == 0
-            || p.lambda_c.is_nan()
-            || p.lambda_c < 0.0
-        {
-            return Err((
-                "lr".into(),
-                "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into(),
-            ));
-        }
-        Ok(())
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        resolve::<FinetuneParams>(params)
+    }
+
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        defaults::<FinetuneParams>()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::Slots(&[
+            Slot {
+                role: "model",
+                kinds: &["pretrain"],
+                required: true,
+                many: false,
+            },
+            Slot {
+                role: "tokenize",
+                kinds: &["tokenize"],
+                required: true,
+                many: false,
+            },
+            Slot {
+                role: "ingest",
+                kinds: &["ingest"],
+                required: true,
+                many: false,
+            },
+        ])
     }
 
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
-        let p: FinetuneParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let p: &FinetuneParams = ctx.params();
         let fail = StageError::Failed;
-        let inp = inputs(ctx).map_err(fail)?;
+        let inp = inputs(ctx)?;
         crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
-        let (mut model, info) = files::read(&inp.model, &device).map_err(fail)?;
-        let valid = EvalSplit::read(&inp.ingest, "valid").map_err(fail)?;
-        let mut scorer = Cllm4RecScorer::prompts(&inp.tokens).map_err(fail)?;
+        let (mut model, info) = files::read(inp.model, &device).map_err(fail)?;
+        let valid = EvalSplit::read(inp.ingest, "valid").map_err(fail)?;
+        let mut scorer = Cllm4RecScorer::prompts(inp.tokens).map_err(fail)?;
         scorer.set_max_len(info.n_positions);
         let prompts = scorer.prompt_seqs();
         let item_offset = (info.vocab_size + info.users) as u32;
-        let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        let seed = ctx.instance.seed;
         let mut rng = Rng::new(seed ^ 0x6674);
         let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
         let lambda = p.lambda_c;
@@ -233,7 +238,7 @@ impl StageKind for Finetune {
         let _ = writeln!(log, "epoch 0 (pretrained): valid {first}");
         let mut progress = |s: &str| ctx.progress(s);
         // the fused CPU trainer: GPT-2 on the default backend, unless `engine: burn`
-        let mut fused = fused::for_stage(&p.engine, &model, !info.frozen, &mut log);
+        let mut fused = fused::for_stage(p.engine, &model, !info.frozen, &mut log);
         for e in 1..=p.epochs {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
@@ -242,7 +247,7 @@ impl StageKind for Finetune {
                 &prompts,
                 item_offset,
                 p.mask_ratio,
-                p.targets == "all",
+                p.targets == Targets::All,
                 &mut rng,
             );
             let lens: Vec<usize> = pairs.iter().map(|(s, _)| s.tokens.len()).collect();

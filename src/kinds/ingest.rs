@@ -2,77 +2,108 @@
 
 use std::io::Write;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
 
 use crate::data::process::{process, Steps};
 use crate::data::readers::{self, table::TableOptions, Format};
 use crate::data::split::{split, SplitKind};
 use crate::data::write::write;
-use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::kinds::{
+    defaults, resolve, Needs, ParamError, Params, StageContext, StageError, StageKind, TypedParams,
+};
 use crate::pipeline::Instance;
 
+crate::choice! {
+    /// How `ingest` splits the interactions (`ratios` give the shares where they apply).
+    Split {
+        Random = "random",
+        LeaveLastOut = "leave-last-out",
+        ColdUsers = "cold-users",
+        ColdItems = "cold-items",
+    }
+}
+
 /// The params of an `ingest` stage (stages/ingest.yaml documents each).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct IngestParams {
     pub format: Format,
     /// The dataset folder (a file for `table`), relative to the pipeline's folder.
     pub path: String,
-    #[serde(default)]
     pub min_rating: Option<f64>,
-    #[serde(default = "yes")]
     pub dedup: bool,
-    #[serde(default)]
     pub kcore: u32,
-    #[serde(default = "random")]
-    pub split: String,
-    #[serde(default = "ratios")]
+    pub split: Split,
     pub ratios: [f64; 3],
-    #[serde(default = "user")]
     pub user_col: String,
-    #[serde(default = "item")]
     pub item_col: String,
-    #[serde(default)]
     pub rating_col: Option<String>,
-    #[serde(default)]
     pub time_col: Option<String>,
-    #[serde(default)]
     pub item_text: Option<String>,
-    #[serde(default)]
     pub user_text: Option<String>,
 }
 
-fn yes() -> bool {
-    true
+impl Default for IngestParams {
+    fn default() -> Self {
+        IngestParams {
+            // required: these two are never used as defaults
+            format: Format::Table,
+            path: String::new(),
+            min_rating: None,
+            dedup: true,
+            kcore: 0,
+            split: Split::Random,
+            ratios: [0.8, 0.1, 0.1],
+            user_col: "user".into(),
+            item_col: "item".into(),
+            rating_col: None,
+            time_col: None,
+            item_text: None,
+            user_text: None,
+        }
+    }
 }
-fn random() -> String {
-    "random".into()
-}
-fn ratios() -> [f64; 3] {
-    [0.8, 0.1, 0.1]
-}
-fn user() -> String {
-    "user".into()
-}
-fn item() -> String {
-    "item".into()
+
+impl TypedParams for IngestParams {
+    const REQUIRED: &'static [&'static str] = &["format", "path"];
+    fn check(&self) -> Result<(), ParamError> {
+        self.split_kind()?;
+        if let Some(t) = self.min_rating {
+            if !t.is_finite() {
+                return Err(("min_rating".into(), "`min_rating` must be a number".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl IngestParams {
-    fn split_kind(&self) -> Result<SplitKind, String> {
+    fn split_kind(&self) -> Result<SplitKind, ParamError> {
         let [tr, va, te] = self.ratios;
         if tr <= 0.0 || va < 0.0 || te < 0.0 || ((tr + va + te) - 1.0).abs() > 1e-6 {
-            return Err(format!(
-                "`ratios` must be [train, valid, test] summing to 1, got {:?}",
-                self.ratios
+            return Err((
+                "ratios".into(),
+                format!(
+                    "`ratios` must be [train, valid, test] summing to 1, got {:?}",
+                    self.ratios
+                ),
             ));
         }
-        Ok(match self.split.as_str() {
-            "random" => SplitKind::Random { valid: va, test: te },
-            "leave-last-out" => SplitKind::LeaveLastOut,
-            "cold-users" => SplitKind::ColdUsers { valid: va, test: te },
-            "cold-items" => SplitKind::ColdItems { valid: va, test: te },
-            other => return Err(format!("unknown split `{other}`: use `random`, `leave-last-out`, `cold-users` or `cold-items`")),
+        Ok(match self.split {
+            Split::Random => SplitKind::Random {
+                valid: va,
+                test: te,
+            },
+            Split::LeaveLastOut => SplitKind::LeaveLastOut,
+            Split::ColdUsers => SplitKind::ColdUsers {
+                valid: va,
+                test: te,
+            },
+            Split::ColdItems => SplitKind::ColdItems {
+                valid: va,
+                test: te,
+            },
         })
     }
 }
@@ -88,29 +119,28 @@ impl StageKind for Ingest {
         1
     }
 
-    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
-        let p: IngestParams = params_of(inst)?;
-        p.split_kind().map_err(|m| ("split".to_owned(), m))?;
-        if let Some(t) = p.min_rating {
-            if !t.is_finite() {
-                return Err(("min_rating".into(), "`min_rating` must be a number".into()));
-            }
-        }
-        Ok(())
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        resolve::<IngestParams>(params)
+    }
+
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        defaults::<IngestParams>()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::Slots(&[])
     }
 
     fn implicit_deps(&self, inst: &Instance) -> Vec<(String, String)> {
-        let Ok(p) = params_of::<IngestParams>(inst) else {
-            return Vec::new();
-        };
-        let mut v = vec![("path".to_owned(), p.path)];
-        v.extend(p.item_text.map(|t| ("item_text".to_owned(), t)));
-        v.extend(p.user_text.map(|t| ("user_text".to_owned(), t)));
+        let p: &IngestParams = inst.params_as();
+        let mut v = vec![("path".to_owned(), p.path.clone())];
+        v.extend(p.item_text.clone().map(|t| ("item_text".to_owned(), t)));
+        v.extend(p.user_text.clone().map(|t| ("user_text".to_owned(), t)));
         v
     }
 
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
-        let p: IngestParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let p: &IngestParams = ctx.params();
         let fail = |e: crate::data::DataError| StageError::Failed(e.to_string());
         let mut log = ctx.log;
         let path = ctx.workdir.join(&p.path);
@@ -137,8 +167,8 @@ impl StageKind for Ingest {
         };
         let (x, counts) =
             process(&raw.interactions, &steps, &path.display().to_string()).map_err(fail)?;
-        let kind = p.split_kind().map_err(StageError::Failed)?;
-        let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        let kind = p.split_kind().map_err(|(_, m)| StageError::Failed(m))?;
+        let seed = ctx.instance.seed;
         let (s, split_counts) = split(&x, &kind, seed);
         let stats = write(ctx.out, &x, &raw, &s, split_counts, counts).map_err(fail)?;
         let _ = writeln!(

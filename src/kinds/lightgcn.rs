@@ -5,81 +5,51 @@ use std::io::Write;
 
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value as Json};
 
 use crate::data::rng::Rng;
-use crate::kinds::multivae::{check_one_input, ingest_input};
-use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::kinds::multivae::{ingest_input, INGEST};
+use crate::kinds::{
+    defaults, resolve, Needs, ParamError, Params, StageContext, StageError, StageKind, TypedParams,
+};
 use crate::model::backend::train_device;
 use crate::model::baselines::lightgcn::{Graph, GraphTensors, LightGcn};
 use crate::model::baselines::scorer::{BaselineInfo, Embeddings, LightGcnScorer};
 use crate::model::baselines::{train_lists, validate};
 use crate::model::cllm4rec::{checkpoint, files::write_json};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LightGcnParams {
-    #[serde(default = "d64")]
     pub dim: usize,
-    #[serde(default = "three")]
     pub layers: usize,
-    #[serde(default = "lr")]
     pub lr: f64,
-    #[serde(default = "l2")]
     pub l2: f64,
-    #[serde(default = "std")]
     pub init_std: f64,
-    #[serde(default = "batch")]
     pub batch_size: usize,
-    #[serde(default = "epochs")]
     pub epochs: usize,
-    #[serde(default = "one")]
     pub eval_every: usize,
 }
 
-fn d64() -> usize {
-    64
-}
-fn three() -> usize {
-    3
-}
-fn lr() -> f64 {
-    1e-3
-}
-fn l2() -> f64 {
-    1e-4
-}
-fn std() -> f64 {
-    0.1
-}
-fn batch() -> usize {
-    2048
-}
-fn epochs() -> usize {
-    100
-}
-fn one() -> usize {
-    1
-}
-
-pub struct LightGcnKind;
-
-impl StageKind for LightGcnKind {
-    fn name(&self) -> &'static str {
-        "lightgcn"
+impl Default for LightGcnParams {
+    fn default() -> Self {
+        LightGcnParams {
+            dim: 64,
+            layers: 3,
+            lr: 1e-3,
+            l2: 1e-4,
+            init_std: 0.1,
+            batch_size: 2048,
+            epochs: 100,
+            eval_every: 1,
+        }
     }
+}
 
-    fn version(&self) -> u32 {
-        1
-    }
-
-    fn computes_on_backend(&self) -> bool {
-        true
-    }
-
-    fn check_instance(&self, inst: &crate::pipeline::Instance) -> Result<(), (String, String)> {
-        let p: LightGcnParams = params_of(inst)?;
+impl TypedParams for LightGcnParams {
+    fn check(&self) -> Result<(), ParamError> {
+        let p = self;
         for (name, v) in [
             ("dim", p.dim),
             ("batch_size", p.batch_size),
@@ -98,16 +68,44 @@ impl StageKind for LightGcnKind {
         if p.l2.is_nan() || p.l2 < 0.0 {
             return Err(("l2".into(), "`l2` must be >= 0".into()));
         }
-        check_one_input(inst, "lightgcn")
+        Ok(())
+    }
+}
+
+pub struct LightGcnKind;
+
+impl StageKind for LightGcnKind {
+    fn name(&self) -> &'static str {
+        "lightgcn"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn computes_on_backend(&self) -> bool {
+        true
+    }
+
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        resolve::<LightGcnParams>(params)
+    }
+
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        defaults::<LightGcnParams>()
+    }
+
+    fn needs(&self) -> Needs {
+        INGEST
     }
 
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
-        let p: LightGcnParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let p: &LightGcnParams = ctx.params();
         let fail = StageError::Failed;
-        let split = ingest_input(ctx, "lightgcn")?;
+        let split = ingest_input(ctx)?;
         let lists = train_lists(&split);
         let (users, items) = (lists.len(), split.items);
-        let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        let seed = ctx.instance.seed;
         crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
         let graph = Graph::new(&lists, items);

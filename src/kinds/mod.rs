@@ -13,116 +13,41 @@ pub mod pretrain;
 pub mod sandbox;
 pub mod tokenize;
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-use crate::pipeline::load::StageDef;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+
 use crate::pipeline::schema::StageKinds;
-use crate::pipeline::Instance;
+pub use crate::pipeline::schema::{
+    DefError, Kind, Needs, ParamError, Params, Progress, Slot, StageContext, StageError, StageKind,
+};
 
-/// Everything a stage may touch while it runs.
-pub struct StageContext<'a> {
-    pub instance: &'a Instance,
-    /// The pipeline file's folder.
-    pub workdir: &'a Path,
-    /// The empty folder the stage writes its outputs into.
-    pub out: &'a Path,
-    /// Upstream stage name -> its output folder (gathered: a folder of one subfolder per instance).
-    pub inputs: &'a BTreeMap<String, PathBuf>,
-    /// JSON file with the resolved params (seed included) and the matrix point.
-    pub params_file: &'a Path,
-    /// The stage's log (stdout and stderr of a command).
-    pub log: &'a File,
-    /// Set on Ctrl-C: stop as soon as possible.
-    pub cancel: &'a AtomicBool,
-    /// Hears the stage's progress: status lines and finished epochs.
-    pub progress: &'a (dyn Fn(Progress) + Sync),
-}
-
-/// What a running stage says about its progress.
-#[derive(Debug, Clone, Copy)]
-pub enum Progress<'a> {
-    /// A short status line (epoch, batch, loss, tokens/s), shown beside the running stage.
-    Status(&'a str),
-    /// A finished epoch: its entry of the stage's `history.json`.
-    Epoch(&'a serde_json::Value),
-}
-
-impl StageContext<'_> {
-    pub fn progress(&self, status: &str) {
-        (self.progress)(Progress::Status(status))
-    }
-    /// A finished epoch, as it goes into `history.json`.
-    pub fn epoch(&self, entry: &serde_json::Value) {
-        (self.progress)(Progress::Epoch(entry))
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    #[error("{0}")]
-    Failed(String),
-    #[error("cancelled")]
-    Cancelled,
-}
-
-/// (field, message, hint) of a stage definition error (defined with the trait the pipeline
-/// layer checks definitions through).
-pub use crate::pipeline::schema::DefError;
-
-pub trait StageKind: Send + Sync {
-    fn name(&self) -> &'static str;
-    /// Bumped whenever the kind's outputs could change for the same key.
-    fn version(&self) -> u32;
-    /// Check a stage definition before expansion. By default `cmd` and `shell` are refused.
-    fn check_def(&self, def: &StageDef) -> Result<(), DefError> {
-        if def.cmd.is_some() || def.shell {
-            let field = if def.cmd.is_some() { "cmd" } else { "shell" };
-            return Err((
-                field.into(),
-                format!("`{field}` is only for `command` stages"),
-                Some(format!("stage `{}` is a `{}` stage", def.name, def.kind)),
-            ));
-        }
+/// A kind's typed params. The `Default` value holds every default, the one place they are
+/// written (`stages/<kind>.yaml` lists the same, which a test checks); `REQUIRED` names the
+/// params without one.
+pub trait TypedParams: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
+    const REQUIRED: &'static [&'static str] = &[];
+    /// Checks beyond what the types say (ranges, combinations).
+    fn check(&self) -> Result<(), ParamError> {
         Ok(())
     }
-    /// Check an instance's resolved params: (param name, message).
-    fn check_instance(&self, _inst: &Instance) -> Result<(), (String, String)> {
-        Ok(())
-    }
-    /// Check the files an instance's params name, relative to the pipeline's folder
-    /// `workdir`, when the pipeline is loaded: (param name, message).
-    fn check_files(&self, _inst: &Instance, _workdir: &Path) -> Result<(), (String, String)> {
-        Ok(())
-    }
-    /// Files or folders named by params (relative to the pipeline's folder) whose content is
-    /// hashed into the key, as if listed in `deps`: (param name, path).
-    fn implicit_deps(&self, _inst: &Instance) -> Vec<(String, String)> {
-        Vec::new()
-    }
-    fn run(&self, ctx: &StageContext) -> Result<(), StageError>;
-    /// Whether rerunning an instance must give byte-identical outputs (checked by
-    /// `reproduce`). A stage's `bit_exact:` field overrides it.
-    fn bit_exact(&self) -> bool {
-        true
-    }
-    /// Whether the stage computes on the model backend (`src/model/backend.rs`): then a build
-    /// with another backend than the default has it in the key, so a libtorch build never
-    /// reuses an ndarray result (they differ in the last bits) nor the other way round.
-    fn computes_on_backend(&self) -> bool {
-        false
-    }
 }
 
-/// An instance's resolved params (the seed is `Instance::seed`) as a kind's typed params struct; an error names the
-/// offending param.
-pub fn params_of<T: serde::de::DeserializeOwned>(inst: &Instance) -> Result<T, (String, String)> {
-    let v = serde_json::Value::Object(inst.params.clone());
-    serde_json::from_value(v).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg.split('`').nth(1).unwrap_or("params").to_owned();
+/// `StageKind::resolve` for a kind whose params are a `P`: deserialize (unknown params and
+/// unknown choices refused, naming the param), fill in the defaults, check.
+pub fn resolve<P: TypedParams>(params: Map<String, Json>) -> Result<Params, ParamError> {
+    if let Some(r) = P::REQUIRED.iter().find(|r| !params.contains_key(**r)) {
+        return Err(((*r).to_owned(), format!("`{r}` is required")));
+    }
+    let p: P = serde_path_to_error::deserialize(Json::Object(params)).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.inner().to_string();
+        let field = match path.split(['.', '[']).next() {
+            Some(f) if !f.is_empty() && f != "?" => f.to_owned(),
+            _ => msg.split('`').nth(1).unwrap_or("params").to_owned(),
+        };
         let hint = if msg.starts_with("unknown field") {
             let expected: Vec<&str> = msg.split('`').skip(3).step_by(2).collect();
             format!(
@@ -132,30 +57,54 @@ pub fn params_of<T: serde::de::DeserializeOwned>(inst: &Instance) -> Result<T, (
         } else {
             String::new()
         };
-        (field, format!("{msg}{hint}"))
-    })
+        if path == "." || msg.starts_with("unknown field") {
+            (field, format!("{msg}{hint}"))
+        } else {
+            (field, format!("`{path}`: {msg}"))
+        }
+    })?;
+    p.check()?;
+    let json = as_map(&p);
+    Ok(Params::new(p, json))
+}
+
+/// `StageKind::defaults` for a kind whose params are a `P`.
+pub fn defaults<P: TypedParams>() -> (Map<String, Json>, &'static [&'static str]) {
+    let mut m = as_map(&P::default());
+    for r in P::REQUIRED {
+        m.remove(*r);
+    }
+    (m, P::REQUIRED)
+}
+
+fn as_map<P: Serialize>(p: &P) -> Map<String, Json> {
+    match serde_json::to_value(p).expect("params serialize") {
+        Json::Object(m) => m,
+        other => panic!("params serialize to an object, not {other}"),
+    }
 }
 
 /// The kinds this build knows.
 pub struct Registry {
-    kinds: Vec<Box<dyn StageKind>>,
+    kinds: Vec<Kind>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
+        let kinds: Vec<Arc<dyn StageKind>> = vec![
+            Arc::new(command::Command),
+            Arc::new(ingest::Ingest),
+            Arc::new(tokenize::Tokenize),
+            Arc::new(popular::Popular),
+            Arc::new(pretrain::Pretrain),
+            Arc::new(finetune::Finetune),
+            Arc::new(evaluate::Evaluate),
+            Arc::new(multivae::MultiVaeKind),
+            Arc::new(lightgcn::LightGcnKind),
+            Arc::new(ablate::Ablate),
+        ];
         Registry {
-            kinds: vec![
-                Box::new(command::Command),
-                Box::new(ingest::Ingest),
-                Box::new(tokenize::Tokenize),
-                Box::new(popular::Popular),
-                Box::new(pretrain::Pretrain),
-                Box::new(finetune::Finetune),
-                Box::new(evaluate::Evaluate),
-                Box::new(multivae::MultiVaeKind),
-                Box::new(lightgcn::LightGcnKind),
-                Box::new(ablate::Ablate),
-            ],
+            kinds: kinds.into_iter().map(Kind::new).collect(),
         }
     }
 }
@@ -163,44 +112,129 @@ impl Default for Registry {
 impl Registry {
     /// A registry of exactly these kinds (tests of the executor with kinds of their own).
     #[cfg(test)]
-    pub(crate) fn of(kinds: Vec<Box<dyn StageKind>>) -> Registry {
-        Registry { kinds }
+    pub(crate) fn of(kinds: Vec<Arc<dyn StageKind>>) -> Registry {
+        Registry {
+            kinds: kinds.into_iter().map(Kind::new).collect(),
+        }
     }
 
-    pub fn get(&self, name: &str) -> Option<&dyn StageKind> {
-        self.kinds
-            .iter()
-            .find(|k| k.name() == name)
-            .map(|k| k.as_ref())
+    pub fn get(&self, name: &str) -> Option<Kind> {
+        self.kinds.iter().find(|k| k.name() == name).cloned()
     }
     pub fn names(&self) -> Vec<&'static str> {
         self.kinds.iter().map(|k| k.name()).collect()
     }
+    pub fn all(&self) -> &[Kind] {
+        &self.kinds
+    }
 }
 
-/// What the pipeline layer asks of the kinds while it loads and expands a pipeline
-/// (`pipeline::StageKinds`): the registry answers for the kind of that name.
+/// The pipeline layer finds kinds by name through `pipeline::StageKinds`.
 impl StageKinds for Registry {
-    fn names(&self) -> Vec<&str> {
+    fn names(&self) -> Vec<&'static str> {
         Registry::names(self)
     }
-    fn knows(&self, kind: &str) -> bool {
-        self.get(kind).is_some()
+    fn get(&self, name: &str) -> Option<Kind> {
+        Registry::get(self, name)
     }
-    fn check_def(&self, def: &StageDef) -> Result<(), DefError> {
-        self.get(&def.kind).expect("checked above").check_def(def)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether two param values are the same, numbers compared as numbers (`1` and `1.0`).
+    fn same(a: &Json, b: &Json) -> bool {
+        match (a, b) {
+            (Json::Number(x), Json::Number(y)) => x.as_f64() == y.as_f64(),
+            (Json::Array(x), Json::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same(a, b))
+            }
+            (Json::Object(x), Json::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, a)| y.get(k).is_some_and(|b| same(a, b)))
+            }
+            _ => a == b,
+        }
     }
-    fn check_instance(
-        &self,
-        kind: &str,
-        inst: &Instance,
-        workdir: &Path,
-    ) -> Result<(), (String, String)> {
-        let k = self.get(kind).expect("known kind");
-        k.check_instance(inst)
-            .and_then(|()| k.check_files(inst, workdir))
+
+    #[test]
+    fn every_stage_template_lists_the_defaults_of_its_kind() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stages");
+        for kind in Registry::default().all() {
+            let path = root.join(format!("{}.yaml", kind.name()));
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let t: Json = serde_norway::from_str(&text).unwrap();
+            assert_eq!(t["kind"], kind.name(), "{}", path.display());
+            let listed = t["params"].as_object().cloned().unwrap_or_default();
+            let (defaults, required) = kind.defaults();
+            for r in required {
+                assert!(
+                    !listed.contains_key(*r),
+                    "{}: `{r}` is required, so the template must not give it a value",
+                    path.display()
+                );
+            }
+            for (k, v) in &defaults {
+                let t = listed.get(k).unwrap_or_else(|| {
+                    panic!("{}: the default `{k}: {v}` is not listed", path.display())
+                });
+                assert!(
+                    same(t, v),
+                    "{}: `{k}` is {t} in the template but {v} in the code",
+                    path.display()
+                );
+            }
+            for k in listed.keys() {
+                assert!(
+                    defaults.contains_key(k),
+                    "{}: `{k}` is not a param of `{}`",
+                    path.display(),
+                    kind.name()
+                );
+            }
+        }
     }
-    fn implicit_deps(&self, kind: &str, inst: &Instance) -> Vec<(String, String)> {
-        self.get(kind).expect("known kind").implicit_deps(inst)
+
+    /// Resolving gives every param its value, choices by name, and the same JSON for the same
+    /// computation however it was written.
+    #[test]
+    fn resolved_params_fill_defaults_and_refuse_unknown_choices() {
+        let kinds = Registry::default();
+        let finetune = kinds.get("finetune").unwrap();
+        let p = finetune.resolve(Map::new()).unwrap();
+        assert_eq!(p.json(), &finetune.defaults().0);
+        assert_eq!(p.json()["engine"], "auto");
+        let typed: &finetune::FinetuneParams = p.get().unwrap();
+        assert_eq!(typed.targets, finetune::Targets::Masked);
+
+        let one = |v: Json| {
+            let mut m = Map::new();
+            m.insert("lambda_c".into(), v);
+            finetune.resolve(m).unwrap().json().clone()
+        };
+        assert_eq!(one(1.into()), one(1.0.into()));
+
+        let mut m = Map::new();
+        m.insert("engine".into(), "fast".into());
+        let (field, msg) = finetune.resolve(m).unwrap_err();
+        assert_eq!(field, "engine");
+        assert!(
+            msg.contains("unknown variant `fast`, expected `auto` or `burn`"),
+            "{msg}"
+        );
+
+        let mut m = Map::new();
+        m.insert("epochs".into(), "ten".into());
+        let (field, msg) = finetune.resolve(m).unwrap_err();
+        assert_eq!(field, "epochs");
+        assert!(msg.contains("invalid type"), "{msg}");
+
+        let ingest = kinds.get("ingest").unwrap();
+        let (field, msg) = ingest.resolve(Map::new()).unwrap_err();
+        assert_eq!(
+            (field.as_str(), msg.as_str()),
+            ("format", "`format` is required")
+        );
     }
 }

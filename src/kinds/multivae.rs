@@ -6,108 +6,54 @@ use std::io::Write;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Tensor, TensorData};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value as Json};
 
 use crate::data::rng::Rng;
 use crate::eval::EvalSplit;
-use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::kinds::{
+    defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
+    TypedParams,
+};
 use crate::model::backend::train_device;
 use crate::model::baselines::multivae::{MultiVae, SparseRows};
 use crate::model::baselines::scorer::{BaselineInfo, MultiVaeScorer};
 use crate::model::baselines::{train_lists, validate};
 use crate::model::cllm4rec::{checkpoint, files::write_json, normal};
-use crate::pipeline::Instance;
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct MultiVaeParams {
-    #[serde(default = "d600")]
     pub hidden: usize,
-    #[serde(default = "d200")]
     pub latent: usize,
-    #[serde(default = "half")]
     pub dropout: f64,
-    #[serde(default = "cap")]
     pub anneal_cap: f64,
-    #[serde(default = "steps")]
     pub total_anneal_steps: u64,
-    #[serde(default = "lr")]
     pub lr: f64,
-    #[serde(default = "batch")]
     pub batch_size: usize,
-    #[serde(default = "epochs")]
     pub epochs: usize,
-    #[serde(default = "one")]
     pub eval_every: usize,
 }
 
-fn d600() -> usize {
-    600
-}
-fn d200() -> usize {
-    200
-}
-fn half() -> f64 {
-    0.5
-}
-fn cap() -> f64 {
-    0.2
-}
-fn steps() -> u64 {
-    200_000
-}
-fn lr() -> f64 {
-    1e-3
-}
-fn batch() -> usize {
-    500
-}
-fn epochs() -> usize {
-    200
-}
-fn one() -> usize {
-    1
-}
-
-/// The `ingest` output among a baseline stage's inputs.
-pub(crate) fn ingest_input(ctx: &StageContext, kind: &str) -> Result<EvalSplit, StageError> {
-    let dir = ctx
-        .inputs
-        .values()
-        .find(|d| EvalSplit::is_ingest_output(d))
-        .ok_or_else(|| StageError::Failed(format!("a `{kind}` stage needs an `ingest` stage")))?;
-    EvalSplit::read(dir, "valid").map_err(StageError::Failed)
-}
-
-/// `needs` must be exactly one stage, not gathered.
-pub(crate) fn check_one_input(inst: &Instance, kind: &str) -> Result<(), (String, String)> {
-    if inst.inputs.len() != 1 || inst.inputs[0].gather {
-        return Err((
-            "needs".into(),
-            format!("a `{kind}` stage needs exactly one `ingest` stage"),
-        ));
+impl Default for MultiVaeParams {
+    fn default() -> Self {
+        MultiVaeParams {
+            hidden: 600,
+            latent: 200,
+            dropout: 0.5,
+            anneal_cap: 0.2,
+            total_anneal_steps: 200_000,
+            lr: 1e-3,
+            batch_size: 500,
+            epochs: 200,
+            eval_every: 1,
+        }
     }
-    Ok(())
 }
 
-pub struct MultiVaeKind;
-
-impl StageKind for MultiVaeKind {
-    fn name(&self) -> &'static str {
-        "multivae"
-    }
-
-    fn version(&self) -> u32 {
-        1
-    }
-
-    fn computes_on_backend(&self) -> bool {
-        true
-    }
-
-    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
-        let p: MultiVaeParams = params_of(inst)?;
+impl TypedParams for MultiVaeParams {
+    fn check(&self) -> Result<(), ParamError> {
+        let p = self;
         for (name, v) in [
             ("hidden", p.hidden),
             ("latent", p.latent),
@@ -128,15 +74,57 @@ impl StageKind for MultiVaeKind {
         if p.lr.is_nan() || p.lr <= 0.0 {
             return Err(("lr".into(), "`lr` must be positive".into()));
         }
-        check_one_input(inst, "multivae")
+        Ok(())
+    }
+}
+
+/// A baseline's one input: the `ingest` output it trains on.
+pub(crate) const INGEST: Needs = Needs::Slots(&[Slot {
+    role: "ingest",
+    kinds: &["ingest"],
+    required: true,
+    many: false,
+}]);
+
+/// The validation split of a baseline stage's `ingest` input.
+pub(crate) fn ingest_input(ctx: &StageContext) -> Result<EvalSplit, StageError> {
+    let (_, dir) = ctx.input("ingest")?;
+    EvalSplit::read(dir, "valid").map_err(StageError::Failed)
+}
+
+pub struct MultiVaeKind;
+
+impl StageKind for MultiVaeKind {
+    fn name(&self) -> &'static str {
+        "multivae"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn computes_on_backend(&self) -> bool {
+        true
+    }
+
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        resolve::<MultiVaeParams>(params)
+    }
+
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        defaults::<MultiVaeParams>()
+    }
+
+    fn needs(&self) -> Needs {
+        INGEST
     }
 
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
-        let p: MultiVaeParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let p: &MultiVaeParams = ctx.params();
         let fail = StageError::Failed;
-        let split = ingest_input(ctx, "multivae")?;
+        let split = ingest_input(ctx)?;
         let lists = train_lists(&split);
-        let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        let seed = ctx.instance.seed;
         crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
         let mut model = MultiVae::new(split.items, p.hidden, p.latent, seed, &device);

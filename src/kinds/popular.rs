@@ -4,8 +4,20 @@ use std::fmt::Write as _;
 
 use crate::eval::scorer::MostPopular;
 use crate::eval::EvalSplit;
-use crate::kinds::{StageContext, StageError, StageKind};
-use crate::pipeline::Instance;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use crate::kinds::multivae::INGEST;
+use crate::kinds::{
+    defaults, resolve, Needs, ParamError, Params, StageContext, StageError, StageKind, TypedParams,
+};
+
+/// A `popular` stage has no params.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PopularParams {}
+
+impl TypedParams for PopularParams {}
 
 pub struct Popular;
 
@@ -18,28 +30,20 @@ impl StageKind for Popular {
         1
     }
 
-    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
-        if let Some(k) = inst.params.keys().next() {
-            return Err((
-                k.clone(),
-                format!("a `popular` stage has no params (found `{k}`)"),
-            ));
-        }
-        if inst.inputs.len() != 1 || inst.inputs[0].gather {
-            return Err((
-                "needs".into(),
-                "a `popular` stage needs exactly one `ingest` stage".into(),
-            ));
-        }
-        Ok(())
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        resolve::<PopularParams>(params)
+    }
+
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        defaults::<PopularParams>()
+    }
+
+    fn needs(&self) -> Needs {
+        INGEST
     }
 
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
-        let ingest = ctx
-            .inputs
-            .values()
-            .next()
-            .ok_or_else(|| StageError::Failed("no input".into()))?;
+        let (_, ingest) = ctx.input("ingest")?;
         let split = EvalSplit::read(ingest, "test").map_err(StageError::Failed)?;
         let pop = MostPopular::from_split(&split);
         let mut csv = String::from("item,count\n");

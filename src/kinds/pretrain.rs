@@ -6,11 +6,14 @@ use std::path::{Path, PathBuf};
 
 use burn::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Map, Value as Json};
 
 use crate::data::rng::Rng;
 use crate::gguf::Gguf;
-use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::kinds::{
+    defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
+    TypedParams,
+};
 use crate::model::backbone::Backbone;
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::{fit, Batch, Seq};
@@ -18,122 +21,128 @@ use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::loss::ContentVocab;
 use crate::model::cllm4rec::train::{epoch, LossFn};
 use crate::model::cllm4rec::{loss, Cllm4Rec};
-use crate::model::fused;
+use crate::model::fused::{self, Engine};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
 use crate::model::llama::{Llama, LlamaConfig};
 use crate::pipeline::Instance;
 use crate::text::binfmt::Corpus;
 
-/// The backbone: a random GPT-2 of the given shape, or a Hugging Face GPT-2 folder.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackboneParams {
-    /// `random`, or a folder with config.json and model.safetensors (relative to the pipeline).
-    #[serde(default = "random")]
-    pub backbone: String,
-    #[serde(default = "two")]
-    pub n_layer: usize,
-    #[serde(default = "four")]
-    pub n_head: usize,
-    #[serde(default = "sixty_four")]
-    pub n_embd: usize,
-    #[serde(default = "positions")]
-    pub n_positions: usize,
-    /// Default: frozen when pretrained (the paper), trained when random.
-    #[serde(default)]
-    pub freeze: Option<bool>,
-    /// For a backbone file: `pretrained` (its weights) or `random` (its shape only, randomly
-    /// initialised from the seed: the LLM-Scratch ablation).
-    #[serde(default = "pretrained")]
-    pub init: String,
+crate::choice! {
+    /// For a backbone folder or file: its `pretrained` weights, or its shape only, `random`ly
+    /// initialised from the seed (the LLM-Scratch ablation).
+    Init { Pretrained = "pretrained", Random = "random" }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PretrainParams {
-    #[serde(flatten)]
-    pub backbone: BackboneParams,
-    /// Rounds of (collaborative epoch, content epoch).
-    #[serde(default = "ten")]
-    pub epochs: usize,
-    /// Content-only epochs before the first round.
-    #[serde(default)]
-    pub content_warmup: usize,
-    #[serde(default = "lr")]
-    pub lr: f64,
-    #[serde(default = "batch")]
-    pub batch_size: usize,
-    #[serde(default = "one")]
-    pub lambda_c: f64,
-    /// `shuffle`: items of a collaborative document in a new random order each epoch (the
-    /// paper); `fixed`: as tokenized (the authors' code).
-    #[serde(default = "shuffle")]
-    pub item_order: String,
-    /// Train the content LLM (false: the collaborative-LM-only ablation).
-    #[serde(default = "yes")]
-    pub content: bool,
+crate::choice! {
+    /// The items of a collaborative document: in a new random order each epoch (`shuffle`,
+    /// the paper) or as tokenized (`fixed`, the authors' code).
+    ItemOrder { Shuffle = "shuffle", Fixed = "fixed" }
+}
+
+crate::choice! {
     /// The content LM's softmax: over the `full` word vocabulary (the paper), or over the
     /// words of the content `corpus` only (much cheaper when the corpus is small).
-    #[serde(default = "full")]
-    pub content_vocab: String,
-    /// `auto`: a GPT-2 backbone on the default CPU backend trains with the fused CPU trainer
-    /// (`model::fused`, the same function written out by hand, several times faster); anything
-    /// else with the burn model. `burn`: always the burn model.
-    #[serde(default = "auto")]
-    pub engine: String,
+    ContentVocabChoice { Full = "full", Corpus = "corpus" }
 }
 
-fn random() -> String {
-    "random".into()
+/// The backbone: a random GPT-2 of the given shape, a Hugging Face GPT-2 folder or a GGUF file.
+#[derive(Debug, Clone)]
+pub struct BackboneParams {
+    /// `random`, or a folder with config.json and model.safetensors, or a `.gguf` file
+    /// (relative to the pipeline).
+    pub backbone: String,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub n_positions: usize,
+    /// Default: frozen when pretrained (the paper), trained when random.
+    pub freeze: Option<bool>,
+    pub init: Init,
 }
-fn pretrained() -> String {
-    "pretrained".into()
+
+/// The params of a `pretrain` stage (stages/pretrain.yaml documents each).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainParams {
+    pub backbone: String,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_embd: usize,
+    pub n_positions: usize,
+    pub init: Init,
+    pub freeze: Option<bool>,
+    /// Rounds of (collaborative epoch, content epoch).
+    pub epochs: usize,
+    /// Content-only epochs before the first round.
+    pub content_warmup: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub lambda_c: f64,
+    pub item_order: ItemOrder,
+    /// Train the content LLM (false: the collaborative-LM-only ablation).
+    pub content: bool,
+    pub content_vocab: ContentVocabChoice,
+    pub engine: Engine,
 }
-fn two() -> usize {
-    2
+
+impl Default for PretrainParams {
+    fn default() -> Self {
+        PretrainParams {
+            backbone: "random".into(),
+            n_layer: 2,
+            n_head: 4,
+            n_embd: 64,
+            n_positions: 512,
+            init: Init::Pretrained,
+            freeze: None,
+            epochs: 10,
+            content_warmup: 0,
+            lr: 1e-3,
+            batch_size: 32,
+            lambda_c: 1.0,
+            item_order: ItemOrder::Shuffle,
+            content: true,
+            content_vocab: ContentVocabChoice::Full,
+            engine: Engine::Auto,
+        }
+    }
 }
-fn four() -> usize {
-    4
+
+impl PretrainParams {
+    pub fn backbone(&self) -> BackboneParams {
+        BackboneParams {
+            backbone: self.backbone.clone(),
+            n_layer: self.n_layer,
+            n_head: self.n_head,
+            n_embd: self.n_embd,
+            n_positions: self.n_positions,
+            freeze: self.freeze,
+            init: self.init,
+        }
+    }
 }
-fn sixty_four() -> usize {
-    64
-}
-fn positions() -> usize {
-    512
-}
-fn ten() -> usize {
-    10
-}
-fn lr() -> f64 {
-    1e-3
-}
-fn batch() -> usize {
-    32
-}
-fn one() -> f64 {
-    1.0
-}
-fn shuffle() -> String {
-    "shuffle".into()
-}
-fn yes() -> bool {
-    true
-}
-fn full() -> String {
-    "full".into()
-}
-fn auto() -> String {
-    "auto".into()
+
+impl TypedParams for PretrainParams {
+    fn check(&self) -> Result<(), ParamError> {
+        let p = self;
+        p.backbone().check()?;
+        if p.lr.is_nan()
+            || p.lr <= 0.0
+            || p.batch_size == 0
+            || p.lambda_c.is_nan()
+            || p.lambda_c < 0.0
+        {
+            return Err((
+                "lr".into(),
+                "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl BackboneParams {
     pub fn check(&self) -> Result<(), (String, String)> {
-        if self.init != "pretrained" && self.init != "random" {
-            return Err((
-                "init".into(),
-                format!("`init` is `pretrained` or `random`, not `{}`", self.init),
-            ));
-        }
         if self.backbone == "random" {
             if self.n_embd == 0 || self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
                 return Err((
@@ -162,7 +171,7 @@ impl BackboneParams {
         workdir: &Path,
         device: &burn::tensor::Device,
     ) -> Result<BuiltBackbone, String> {
-        let pretrained = self.backbone != "random" && self.init == "pretrained";
+        let pretrained = self.backbone != "random" && self.init == Init::Pretrained;
         let path = workdir.join(&self.backbone);
         let named = |e: &dyn std::fmt::Display| format!("backbone `{}`: {e}", path.display());
         let mut llama = None;
@@ -280,65 +289,42 @@ impl StageKind for Pretrain {
         true
     }
 
-    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
-        let p: PretrainParams = params_of(inst)?;
-        p.backbone.check()?;
-        if p.content_vocab != "full" && p.content_vocab != "corpus" {
-            return Err((
-                "content_vocab".into(),
-                format!(
-                    "`content_vocab` is `full` or `corpus`, not `{}`",
-                    p.content_vocab
-                ),
-            ));
-        }
-        fused::check_engine(&p.engine)?;
-        if p.item_order != "shuffle" && p.item_order != "fixed" {
-            return Err((
-                "item_order".into(),
-                format!(
-                    "`item_order` is `shuffle` or `fixed`, not `{}`",
-                    p.item_order
-                ),
-            ));
-        }
-        if p.lr.is_nan()
-            || p.lr <= 0.0
-            || p.batch_size == 0
-            || p.lambda_c.is_nan()
-            || p.lambda_c < 0.0
-        {
-            return Err((
-                "lr".into(),
-                "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into(),
-            ));
-        }
-        Ok(())
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        resolve::<PretrainParams>(params)
+    }
+
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        defaults::<PretrainParams>()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::Slots(&[Slot {
+            role: "tokenize",
+            kinds: &["tokenize"],
+            required: true,
+            many: false,
+        }])
     }
 
     fn implicit_deps(&self, inst: &Instance) -> Vec<(String, String)> {
-        match params_of::<PretrainParams>(inst) {
-            Ok(p) if p.backbone.backbone != "random" => {
-                vec![("backbone".into(), p.backbone.backbone)]
-            }
-            _ => Vec::new(),
+        let p: &PretrainParams = inst.params_as();
+        if p.backbone == "random" {
+            Vec::new()
+        } else {
+            vec![("backbone".into(), p.backbone.clone())]
         }
     }
 
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
-        let p: PretrainParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let p: &PretrainParams = ctx.params();
         let fail = StageError::Failed;
-        let tok = ctx
-            .inputs
-            .values()
-            .find(|d| d.join("vocab.json").is_file())
-            .ok_or_else(|| fail("a `pretrain` stage needs a `tokenize` stage".into()))?;
+        let (_, tok) = ctx.input("tokenize")?;
         let (base, users, items) = files::vocab(tok).map_err(fail)?;
-        let seed = ctx.instance.seed.as_u64().unwrap_or(0);
+        let seed = ctx.instance.seed;
         crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
         let built = p
-            .backbone
+            .backbone()
             .build(base, seed, ctx.workdir, &device)
             .map_err(fail)?;
         let (backbone, frozen) = (built.backbone, built.frozen);
@@ -348,7 +334,7 @@ impl StageKind for Pretrain {
         let collab_docs = seqs(&files::corpus(tok, "collab.tok").map_err(fail)?, max_len);
         let content_corpus = files::corpus(tok, "content.tok").map_err(fail)?;
         let content_docs = seqs(&content_corpus, max_len);
-        let vocab = if p.content_vocab == "corpus" {
+        let vocab = if p.content_vocab == ContentVocabChoice::Corpus {
             ContentVocab::corpus(
                 content_corpus
                     .tokens
@@ -380,7 +366,7 @@ impl StageKind for Pretrain {
         }
         let mut progress = |s: &str| ctx.progress(s);
         // the fused CPU trainer: GPT-2 on the default backend, unless `engine: burn`
-        let mut fused = fused::for_stage(&p.engine, &model, !frozen, &mut log);
+        let mut fused = fused::for_stage(p.engine, &model, !frozen, &mut log);
         let corpus_vocab = match vocab {
             ContentVocab::Full => None,
             ContentVocab::Corpus(ids, index) => Some((ids.as_slice(), index)),
@@ -392,7 +378,7 @@ impl StageKind for Pretrain {
             let collab = phase == "collab";
             let (docs, f): (Vec<Seq>, &LossFn<'_>) = if collab {
                 let mut docs = collab_docs.clone();
-                if p.item_order == "shuffle" {
+                if p.item_order == ItemOrder::Shuffle {
                     for s in &mut docs {
                         rng.shuffle(&mut s.tokens[s.prompt_len..]);
                     }
@@ -468,7 +454,7 @@ impl StageKind for Pretrain {
             users,
             items,
             frozen,
-            backbone: p.backbone.backbone.clone(),
+            backbone: p.backbone.clone(),
             best_epoch: None,
             arch: model.backbone.arch().into(),
             backbone_file: built.file.as_ref().map(|_| "backbone.gguf".into()),

@@ -5,66 +5,72 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value as Json};
 
-use crate::kinds::{params_of, StageContext, StageError, StageKind};
+use crate::kinds::{
+    defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
+    TypedParams,
+};
 use crate::pipeline::Instance;
 use crate::text::binfmt::Corpus;
 use crate::text::docs::{placeholders, stats, tail, Template, Vocab};
 use crate::text::{self, Tokenizer};
 
 /// The params of a `tokenize` stage (stages/tokenize.yaml documents each).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct TokenizeParams {
-    #[serde(default = "gpt2")]
     pub tokenizer: String,
     /// With `tokenizer: gguf`: the GGUF model file whose vocabulary to use, relative to the
     /// pipeline file (hashed into the key like a dep).
-    #[serde(default)]
     pub tokenizer_file: Option<String>,
-    #[serde(default = "collab")]
     pub collab_prompt: String,
-    #[serde(default = "review")]
     pub review_prompt: String,
-    #[serde(default = "item")]
     pub item_prompt: String,
-    #[serde(default = "user")]
     pub user_prompt: String,
-    #[serde(default = "rec")]
     pub rec_prompt: String,
     /// Items in a collaborative main text or a recommendation prompt (the most recent kept).
-    #[serde(default = "max_items")]
     pub max_items: usize,
     /// Tokens of a content main text.
-    #[serde(default = "max_text_tokens")]
     pub max_text_tokens: usize,
 }
 
-fn gpt2() -> String {
-    "gpt2".into()
+impl Default for TokenizeParams {
+    fn default() -> Self {
+        TokenizeParams {
+            tokenizer: "gpt2".into(),
+            tokenizer_file: None,
+            collab_prompt: "{user} has interacted with".into(),
+            review_prompt: "{user} writes the following review for {item}:".into(),
+            item_prompt: "{item} is described as:".into(),
+            user_prompt: "{user} is described as:".into(),
+            rec_prompt: "{user} has interacted with {items}, {user} will interact with".into(),
+            max_items: 256,
+            max_text_tokens: 256,
+        }
+    }
 }
-fn collab() -> String {
-    "{user} has interacted with".into()
-}
-fn review() -> String {
-    "{user} writes the following review for {item}:".into()
-}
-fn item() -> String {
-    "{item} is described as:".into()
-}
-fn user() -> String {
-    "{user} is described as:".into()
-}
-fn rec() -> String {
-    "{user} has interacted with {items}, {user} will interact with".into()
-}
-fn max_items() -> usize {
-    256
-}
-fn max_text_tokens() -> usize {
-    256
+
+impl TypedParams for TokenizeParams {
+    fn check(&self) -> Result<(), ParamError> {
+        check_templates(self)?;
+        match (self.tokenizer.as_str(), &self.tokenizer_file) {
+            // read and checked with the files (`check_files`)
+            ("gguf", Some(_)) => Ok(()),
+            (_, Some(_)) => Err((
+                "tokenizer_file".into(),
+                format!(
+                    "`tokenizer_file` is only for `tokenizer: gguf`, not `{}`",
+                    self.tokenizer
+                ),
+            )),
+            (name, None) => {
+                let tok = text::by_name(name).map_err(|m| ("tokenizer".to_owned(), m))?;
+                templates(self, tok.as_ref()).map(|_| ())
+            }
+        }
+    }
 }
 
 pub struct Tokenize;
@@ -168,65 +174,47 @@ impl StageKind for Tokenize {
         1
     }
 
-    fn check_instance(&self, inst: &Instance) -> Result<(), (String, String)> {
-        let p: TokenizeParams = params_of(inst)?;
-        check_templates(&p)?;
-        match (p.tokenizer.as_str(), &p.tokenizer_file) {
-            // read and checked with the files, below
-            ("gguf", Some(_)) => {}
-            (_, Some(_)) => {
-                return Err((
-                    "tokenizer_file".into(),
-                    format!(
-                        "`tokenizer_file` is only for `tokenizer: gguf`, not `{}`",
-                        p.tokenizer
-                    ),
-                ))
-            }
-            (name, None) => {
-                let tok = text::by_name(name).map_err(|m| ("tokenizer".to_owned(), m))?;
-                templates(&p, tok.as_ref())?;
-            }
-        }
-        if inst.inputs.len() != 1 || inst.inputs[0].gather {
-            return Err((
-                "needs".into(),
-                "a `tokenize` stage needs exactly one `ingest` stage".into(),
-            ));
-        }
-        Ok(())
+    fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
+        resolve::<TokenizeParams>(params)
     }
 
-    fn check_files(&self, inst: &Instance, workdir: &Path) -> Result<(), (String, String)> {
-        let p: TokenizeParams = params_of(inst)?;
+    fn defaults(&self) -> (Map<String, Json>, &'static [&'static str]) {
+        defaults::<TokenizeParams>()
+    }
+
+    fn needs(&self) -> Needs {
+        Needs::Slots(&[Slot {
+            role: "ingest",
+            kinds: &["ingest"],
+            required: true,
+            many: false,
+        }])
+    }
+
+    fn check_files(&self, inst: &Instance, workdir: &Path) -> Result<(), ParamError> {
+        let p: &TokenizeParams = inst.params_as();
         if p.tokenizer_file.is_some() {
             let tok = p.tokenizer(workdir)?;
-            templates(&p, tok.as_ref())?;
+            templates(p, tok.as_ref())?;
         }
         Ok(())
     }
 
     fn implicit_deps(&self, inst: &Instance) -> Vec<(String, String)> {
-        match params_of::<TokenizeParams>(inst) {
-            Ok(TokenizeParams {
-                tokenizer_file: Some(f),
-                ..
-            }) => vec![("tokenizer_file".into(), f)],
-            _ => Vec::new(),
-        }
+        let p: &TokenizeParams = inst.params_as();
+        p.tokenizer_file
+            .iter()
+            .map(|f| ("tokenizer_file".to_owned(), f.clone()))
+            .collect()
     }
 
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
-        let p: TokenizeParams = params_of(ctx.instance).map_err(|(_, m)| StageError::Failed(m))?;
+        let p: &TokenizeParams = ctx.params();
         let tok = p
             .tokenizer(ctx.workdir)
             .map_err(|(_, m)| StageError::Failed(m))?;
-        let t = templates(&p, tok.as_ref()).map_err(|(_, m)| StageError::Failed(m))?;
-        let input = ctx
-            .inputs
-            .values()
-            .next()
-            .ok_or_else(|| StageError::Failed("no input".into()))?;
+        let t = templates(p, tok.as_ref()).map_err(|(_, m)| StageError::Failed(m))?;
+        let (_, input) = ctx.input("ingest")?;
         let fail = |m: String| StageError::Failed(m);
         let data = IngestOutput::read(input).map_err(fail)?;
         let v = Vocab {

@@ -14,7 +14,7 @@ use crate::pipeline::interp::{self, Ref};
 use crate::pipeline::load::{Shared, StageDef};
 use crate::pipeline::matrix;
 use crate::pipeline::model::{point_label, Dep, InputRef, Instance, Pipeline, Point, Stage};
-use crate::pipeline::schema::StageKinds;
+use crate::pipeline::schema::Needs;
 use crate::pipeline::source::Source;
 use crate::pipeline::workspace;
 use crate::pipeline::PipelineError;
@@ -25,7 +25,6 @@ pub fn expand(
     dir: PathBuf,
     shared: Shared,
     defs: Vec<StageDef>,
-    kinds: &dyn StageKinds,
 ) -> Result<Pipeline, PipelineError> {
     let (axes, points) = matrix::expand(&shared.matrix, &src)?;
     let param_axes = pipeline_param_axes(&shared.params, &axes, &src)?;
@@ -45,6 +44,10 @@ pub fn expand(
         .enumerate()
         .map(|(i, d)| (d.name.as_str(), i))
         .collect();
+    let roles: Vec<Vec<Option<&'static str>>> = defs
+        .iter()
+        .map(|d| need_roles(d, &defs, &index, &src))
+        .collect::<Result<_, _>>()?;
     let mut stage_axes: Vec<BTreeSet<String>> = vec![BTreeSet::new(); defs.len()];
     for &i in &order {
         let mut a = own_axes[i].clone();
@@ -109,7 +112,7 @@ pub fn expand(
             }
             inst.stage = i;
             inst.resources = st.resources.clone();
-            for n in &def.needs {
+            for (n, role) in def.needs.iter().zip(&roles[i]) {
                 let u = index[n.stage.as_str()];
                 let shared_axes: Vec<&String> = stages[u]
                     .axes
@@ -129,20 +132,15 @@ pub fn expand(
                 inst.inputs.push(InputRef {
                     stage: n.stage.clone(),
                     gather: n.gather,
+                    kind: defs[u].kind.name(),
+                    role: *role,
                     instances: matching,
                 });
             }
-            kinds
-                .check_instance(&def.kind, &inst, &dir)
-                .map_err(|(at, msg)| {
-                    let (s, p) = def
-                        .param_origin
-                        .get(&at)
-                        .cloned()
-                        .unwrap_or((src.clone(), format!("{}.params", def.path)));
-                    Box::new(s.at_value(&p, format!("{}: {msg}", inst.label)))
-                })?;
-            for (param, rel) in kinds.implicit_deps(&def.kind, &inst) {
+            def.kind
+                .check_files(&inst, &dir)
+                .map_err(|e| param_error(def, &inst.label, &src, e))?;
+            for (param, rel) in def.kind.implicit_deps(&inst) {
                 let (origin, yaml_path) = def
                     .param_origin
                     .get(&param)
@@ -512,12 +510,13 @@ fn instantiate(
         ),
         None => (Json::from(0), (src.clone(), String::new())),
     };
-    if !seed.is_i64() && !seed.is_u64() {
+    // One seed, one computation: a negative seed is refused rather than read as another.
+    let Some(seed_value) = seed.as_u64() else {
         return Err(Box::new(seed_at.0.at_value(
             &seed_at.1,
-            format!("`seed` must be an integer, found `{seed}`"),
+            format!("`seed` must be a non-negative integer, found `{seed}`"),
         )));
-    }
+    };
     // cmd and deps: the stage's own params first, then the shared ones.
     let mut stage_scope = |r: &Ref| -> Result<Json, String> {
         if let Ref::Param(p) = r {
@@ -553,6 +552,10 @@ fn instantiate(
             yaml_path: p.clone(),
         });
     }
+    let params = def
+        .kind
+        .resolve(params)
+        .map_err(|e| param_error(def, &label, src, e))?;
     Ok(Instance {
         stage: 0,
         stage_name: def.name.clone(),
@@ -560,13 +563,142 @@ fn instantiate(
         label,
         point: point.clone(),
         params,
-        seed,
+        seed: seed_value,
         spec,
         shared: Map::new(),
         deps,
         inputs: Vec::new(),
         resources: Default::default(),
     })
+}
+
+/// A param error of instance `label`, positioned where the param was written (else at the
+/// stage's `params`).
+fn param_error(
+    def: &StageDef,
+    label: &str,
+    src: &Arc<Source>,
+    (at, msg): (String, String),
+) -> Box<Diagnostic> {
+    let (s, p) = def
+        .param_origin
+        .get(&at)
+        .cloned()
+        .unwrap_or((src.clone(), format!("{}.params", def.path)));
+    Box::new(s.at_value(&p, format!("{label}: {msg}")))
+}
+
+/// The role each of a stage's needs fills among its kind's `Needs`, checked: every need fills
+/// one (a gathered `stage[*]` only one that takes many), every required role is filled, and
+/// the kind accepts the combination.
+fn need_roles(
+    def: &StageDef,
+    defs: &[StageDef],
+    index: &HashMap<&str, usize>,
+    src: &Source,
+) -> Result<Vec<Option<&'static str>>, Box<Diagnostic>> {
+    let slots = match def.kind.needs() {
+        Needs::Any => return Ok(vec![None; def.needs.len()]),
+        Needs::Slots(slots) => slots,
+    };
+    let article = |k: &str| {
+        if k.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        }
+    };
+    let wanted = || {
+        if slots.is_empty() {
+            return "takes no inputs".to_owned();
+        }
+        let each: Vec<String> = slots
+            .iter()
+            .map(|s| {
+                let kinds: Vec<String> = s.kinds.iter().map(|k| format!("`{k}`")).collect();
+                let what = if s.many {
+                    format!("{} stages (plain or `[*]`)", kinds.join(" or "))
+                } else {
+                    format!("{} {} stage", article(s.kinds[0]), kinds.join(" or "))
+                };
+                if s.required {
+                    what
+                } else {
+                    format!("optionally {what}")
+                }
+            })
+            .collect();
+        format!("needs {}", each.join(", "))
+    };
+    // Needs of the declared kinds first, in order; then each `command` need (whose outputs
+    // are its own to shape, read and checked by the stage that takes them) fills the first
+    // role still open.
+    let mut roles = vec![None; def.needs.len()];
+    let mut filled: Vec<(&'static str, &'static str)> = Vec::new();
+    let upstream = |n: &crate::pipeline::model::Need| &defs[index[n.stage.as_str()]].kind;
+    let typed = def
+        .needs
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| upstream(n).name() != "command");
+    let commands = def
+        .needs
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| upstream(n).name() == "command");
+    for (k, n) in typed.chain(commands) {
+        let up = upstream(n);
+        let slot = slots.iter().find(|s| {
+            (s.kinds.contains(&up.name()) || up.name() == "command")
+                && (s.many || !filled.iter().any(|(r, _)| *r == s.role))
+                && (s.many || !n.gather)
+        });
+        let Some(slot) = slot else {
+            let why = if n.gather && slots.iter().any(|s| s.kinds.contains(&up.name())) {
+                format!("takes one `{up}` instance, not a gathered `{}[*]`", n.stage)
+            } else if slots.iter().any(|s| s.kinds.contains(&up.name())) {
+                format!("takes one `{up}` stage, not two")
+            } else {
+                format!("takes no `{up}` input")
+            };
+            return Err(Box::new(
+                src.at_value(
+                    &format!("{}.needs.{k}", def.path),
+                    format!("a `{}` stage {why}", def.kind),
+                )
+                .with_hint(format!("a `{}` stage {}", def.kind, wanted())),
+            ));
+        };
+        roles[k] = Some(slot.role);
+        filled.push((slot.role, up.name()));
+    }
+    let at = if def.needs.is_empty() {
+        def.path.clone()
+    } else {
+        format!("{}.needs", def.path)
+    };
+    if let Some(missing) = slots
+        .iter()
+        .find(|s| s.required && !filled.iter().any(|(r, _)| *r == s.role))
+    {
+        let kinds: Vec<String> = missing.kinds.iter().map(|k| format!("`{k}`")).collect();
+        return Err(Box::new(
+            src.at_key(
+                &at,
+                format!(
+                    "a `{}` stage needs {} {} stage among its `needs`",
+                    def.kind,
+                    article(missing.kinds[0]),
+                    kinds.join(" or ")
+                ),
+            )
+            .with_hint(format!("a `{}` stage {}", def.kind, wanted())),
+        ));
+    }
+    def.kind
+        .check_needs(&filled)
+        .map_err(|m| Box::new(src.at_key(&at, m)))?;
+    Ok(roles)
 }
 
 /// Reference for tests and tools: the instance labels of a pipeline.

@@ -13,7 +13,7 @@ use crate::diag::{suggest, Diagnostic};
 use crate::pipeline::expand;
 use crate::pipeline::model::{Need, Pipeline};
 use crate::pipeline::raw::{RawPipeline, RawResources, RawStage};
-use crate::pipeline::schema::StageKinds;
+use crate::pipeline::schema::{Kind, StageKinds};
 use crate::pipeline::source::{self, Source};
 use crate::pipeline::PipelineError;
 
@@ -21,7 +21,7 @@ use crate::pipeline::PipelineError;
 #[derive(Debug)]
 pub struct StageDef {
     pub name: String,
-    pub kind: String,
+    pub kind: Kind,
     pub needs: Vec<Need>,
     pub params: Map<String, Json>,
     /// Which file (and YAML path) each top-level param came from.
@@ -121,7 +121,7 @@ pub fn load_text(
         }
         defs.push(def);
     }
-    expand::expand(raw.name, src, dir, shared, defs, kinds)
+    expand::expand(raw.name, src, dir, shared, defs)
 }
 
 fn absolute_dir(path: &Path) -> Result<PathBuf, PipelineError> {
@@ -216,7 +216,7 @@ fn merge(
             .into())
         }
     };
-    if !kinds.knows(&kind) {
+    let Some(kind) = kinds.get(&kind) else {
         let at = if stage.kind.is_some() {
             format!("{spath}.kind")
         } else {
@@ -227,7 +227,7 @@ fn merge(
                 .with_hint(suggest(&kind, &kinds.names(), "known kinds")),
         )
         .into());
-    }
+    };
 
     // Params: template values, then the stage's.
     let mut params = Map::new();
@@ -245,8 +245,16 @@ fn merge(
         let strict = template
             .map(|(_, t)| !t.open_params.unwrap_or(false))
             .unwrap_or(false);
+        // A template's params are its interface: the stage may set those, the kind's own
+        // (those with a default and those it requires) and `seed`.
+        let (kind_defaults, required) = kind.defaults();
         for (k, v) in own {
-            if strict && !params.contains_key(&k) && k != "seed" {
+            if strict
+                && !params.contains_key(&k)
+                && !kind_defaults.contains_key(&k)
+                && !required.contains(&k.as_str())
+                && k != "seed"
+            {
                 let known: Vec<&str> = params.keys().map(String::as_str).collect();
                 let tname = template
                     .map(|(s, _)| s.path.display().to_string())
@@ -353,7 +361,7 @@ fn merge(
         bit_exact: stage.bit_exact.or(t.and_then(|t| t.bit_exact)),
         path: spath,
     };
-    kinds.check_def(&def).map_err(|(at, msg, hint)| {
+    def.kind.check_def(&def).map_err(|(at, msg, hint)| {
         let (s, p) = match at.as_str() {
             "cmd" => def
                 .cmd

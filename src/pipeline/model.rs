@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value as Json};
 
 use crate::pipeline::raw::RawResources;
+use crate::pipeline::schema::{Kind, Params};
 use crate::pipeline::source::Source;
 
 /// A point of the sweep: axis name -> value.
@@ -37,7 +38,7 @@ pub struct Need {
 #[derive(Debug)]
 pub struct Stage {
     pub name: String,
-    pub kind: String,
+    pub kind: Kind,
     pub needs: Vec<Need>,
     /// The axes this stage varies over: its own references and those of its plain needs.
     pub axes: Vec<String>,
@@ -51,6 +52,10 @@ pub struct Stage {
 pub struct InputRef {
     pub stage: String,
     pub gather: bool,
+    /// The upstream stage's kind.
+    pub kind: &'static str,
+    /// The role it fills among the kind's `Needs` (`None` for a kind that takes any).
+    pub role: Option<&'static str>,
     /// Indices into `Pipeline::instances`.
     pub instances: Vec<usize>,
 }
@@ -70,13 +75,13 @@ pub struct Dep {
 pub struct Instance {
     pub stage: usize,
     pub stage_name: String,
-    pub kind: String,
+    pub kind: Kind,
     /// `pretrain[lambda_c=0.1]`, or the stage name when it has no axes.
     pub label: String,
     pub point: Point,
-    /// Resolved params without `seed`.
-    pub params: Map<String, Json>,
-    pub seed: Json,
+    /// Params as the kind resolved them (typed, defaults filled in), without `seed`.
+    pub params: Params,
+    pub seed: u64,
     /// Kind-specific resolved fields (`cmd`, `shell` for `command`), hashed into the key.
     pub spec: Map<String, Json>,
     /// The pipeline's shared params this stage references, resolved at its point.
@@ -89,9 +94,15 @@ pub struct Instance {
 impl Instance {
     /// The params as a stage sees them: resolved params plus `seed`.
     pub fn params_with_seed(&self) -> Map<String, Json> {
-        let mut p = self.params.clone();
-        p.insert("seed".to_owned(), self.seed.clone());
+        let mut p = self.params.json().clone();
+        p.insert("seed".to_owned(), self.seed.into());
         p
+    }
+    /// The typed params: the struct the instance's own kind resolved them into.
+    pub fn params_as<T: std::any::Any>(&self) -> &T {
+        self.params
+            .get()
+            .expect("an instance's params are resolved by its own kind")
     }
 }
 

@@ -456,7 +456,7 @@ fn instances_section(o: &mut String, cx: &Ctx) {
             } else {
                 String::new()
             },
-            esc(&inst.kind),
+            esc(inst.kind.name()),
             esc(&point),
             esc(&params),
             esc(v.key.as_deref().unwrap_or("")),

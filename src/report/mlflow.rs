@@ -236,7 +236,7 @@ fn write_experiment(
                 p.source.path.display().to_string(),
             ),
             ("cllm4rec.stage".to_owned(), inst.stage_name.clone()),
-            ("cllm4rec.kind".to_owned(), inst.kind.clone()),
+            ("cllm4rec.kind".to_owned(), inst.kind.name().to_owned()),
             ("cllm4rec.key".to_owned(), rec.key_hash.clone()),
             ("cllm4rec.output".to_owned(), rec.output.clone()),
             ("cllm4rec.host".to_owned(), rec.host.clone()),

@@ -15,7 +15,6 @@ use crate::audit::AuditError;
 use crate::cache::record::Record;
 use crate::cache::store::Store;
 use crate::kinds::ablate::TABLE_JSON;
-use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
 
 /// The plot files an `ablate` stage may leave, in the order a report shows them.
@@ -91,13 +90,8 @@ fn log_tail(path: &std::path::Path, n: usize) -> String {
 
 /// Reads the view of `p` from `store` (opened read-only). `sets` are the overrides the
 /// pipeline was loaded with, recorded in the lineage.
-pub fn read<'a>(
-    p: &'a Pipeline,
-    store: &Store,
-    kinds: &Registry,
-    sets: &[String],
-) -> Result<View<'a>, AuditError> {
-    let resolved = resolve(p, store, kinds)?;
+pub fn read<'a>(p: &'a Pipeline, store: &Store, sets: &[String]) -> Result<View<'a>, AuditError> {
+    let resolved = resolve(p, store)?;
     let mut instances = Vec::with_capacity(p.instances.len());
     for (i, inst) in p.instances.iter().enumerate() {
         let key = resolved.keys[i].clone();
@@ -117,8 +111,7 @@ pub fn read<'a>(
                 }
             }
         };
-        let backend = kinds
-            .get(&inst.kind)
+        let backend = Some(&inst.kind)
             .filter(|k| k.computes_on_backend())
             .map(|_| {
                 record
@@ -135,7 +128,7 @@ pub fn read<'a>(
             if history.is_some() {
                 trained = read_json(&dir.join("model.json"))
                     .and_then(|m| m["stage"].as_str().map(str::to_owned))
-                    .or_else(|| Some(inst.kind.clone()));
+                    .or_else(|| Some(inst.kind.name().to_owned()));
             }
             if inst.kind == "ablate" {
                 table = read_json(&dir.join(TABLE_JSON))
@@ -174,7 +167,7 @@ pub fn read<'a>(
     let lineage = if targets.is_empty() {
         None
     } else {
-        Some(lineage::build(p, kinds, &resolved, &targets, sets)?)
+        Some(lineage::build(p, &resolved, &targets, sets)?)
     };
     Ok(View {
         pipeline: p,

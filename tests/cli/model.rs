@@ -94,7 +94,10 @@ fn bad_model_params_are_errors_with_position() {
         &PIPELINE.replace("lr: 0.01", "lr: 0.01, targets: some"),
     );
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
-    assert!(err.contains("`targets` is `masked` or `all`"), "{err}");
+    assert!(
+        err.contains("`targets`: unknown variant `some`, expected `masked` or `all`"),
+        "{err}"
+    );
     e.write(
         "p.yaml",
         &PIPELINE.replace(
@@ -104,7 +107,7 @@ fn bad_model_params_are_errors_with_position() {
     );
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
     assert!(
-        err.contains("`engine` is `auto` or `burn`, not `fast`"),
+        err.contains("`engine`: unknown variant `fast`, expected `auto` or `burn`"),
         "{err}"
     );
 }

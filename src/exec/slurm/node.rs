@@ -13,14 +13,12 @@ use crate::exec::keys::instance_key;
 use crate::exec::progress::Reporter;
 use crate::exec::runner::{compute, Outcome, RunEnv};
 use crate::exec::ExecError;
-use crate::kinds::Registry;
 use crate::pipeline::Pipeline;
 
 /// Compute the instance labelled `label`, whose key the runner computed as `key`.
 pub fn exec_stage(
     p: &Pipeline,
     store: &Store,
-    kinds: &Registry,
     reporter: &Reporter,
     label: &str,
     key: &str,
@@ -48,7 +46,7 @@ pub fn exec_stage(
     let mut outputs: Vec<Option<String>> = vec![None; p.instances.len()];
     // Instances are in a topological order: each ancestor's inputs are known before it.
     for j in ancestors(p, i) {
-        let (k, _) = instance_key(p, j, &outputs, &stat, kinds)?;
+        let (k, _) = instance_key(p, j, &outputs, &stat)?;
         let rec = store.lookup(&k.hash()).ok_or_else(|| {
             ExecError::Slurm(format!(
                 "input `{}` of `{label}` is not in the cache (key {})",
@@ -58,7 +56,7 @@ pub fn exec_stage(
         })?;
         outputs[j] = Some(rec.output);
     }
-    let (k, _) = instance_key(p, i, &outputs, &stat, kinds)?;
+    let (k, _) = instance_key(p, i, &outputs, &stat)?;
     let here = k.hash();
     if here != key {
         return Err(ExecError::Slurm(format!(
@@ -69,7 +67,6 @@ pub fn exec_stage(
     let env = RunEnv {
         pipeline: p,
         store,
-        kinds,
         reporter,
     };
     compute(

@@ -28,29 +28,22 @@ use kernels::Heads;
 pub use model::{Grads, StepLoss};
 pub use train::{epoch, Adam};
 
-/// Checks the `engine` param of `pretrain` and `finetune`: `auto` (this trainer where it
-/// applies) or `burn` (the burn model always).
-pub fn check_engine(engine: &str) -> Result<(), (String, String)> {
-    if engine == "auto" || engine == "burn" {
-        Ok(())
-    } else {
-        Err((
-            "engine".into(),
-            format!("`engine` is `auto` or `burn`, not `{engine}`"),
-        ))
-    }
+crate::choice! {
+    /// How `pretrain` and `finetune` train: `auto` (this trainer where it applies) or `burn`
+    /// (the burn model always).
+    Engine { Auto = "auto", Burn = "burn" }
 }
 
 /// The model's parameters for this trainer, when `engine` is `auto`, the build computes on the
 /// default CPU backend and the backbone is a GPT-2; `None`: train with the burn model. Writes
 /// which one to `log`.
 pub fn for_stage(
-    engine: &str,
+    engine: Engine,
     m: &Cllm4Rec,
     train_backbone: bool,
     log: &mut dyn std::io::Write,
 ) -> Option<(Params, Adam)> {
-    let fused = (engine == "auto" && crate::model::backend::KEY.is_none())
+    let fused = (engine == Engine::Auto && crate::model::backend::KEY.is_none())
         .then(|| Params::from_model(m, train_backbone))
         .flatten()
         .map(|p| (p, Adam::new(1e-8)));
