@@ -90,3 +90,52 @@ pub fn instance_key(
     };
     Ok((key, complete))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::Registry;
+
+    /// The key of the `finetune` instance of a pipeline whose finetune stage has `params`.
+    fn finetune_key(params: &str) -> String {
+        let tmp = tempfile::tempdir().unwrap();
+        let yaml = format!(
+            "name: p\nstages:\n  ingest: {{kind: ingest, params: {{format: movielens, path: d}}}}\n  \
+             tokenize: {{kind: tokenize, needs: [ingest]}}\n  \
+             pretrain: {{kind: pretrain, needs: [tokenize]}}\n  \
+             finetune: {{kind: finetune, needs: [pretrain, tokenize, ingest], params: {params}}}\n"
+        );
+        let p = crate::pipeline::load::load_text(
+            &tmp.path().join("p.yaml"),
+            yaml,
+            &[],
+            &Registry::default(),
+        )
+        .unwrap();
+        let i = p
+            .instances
+            .iter()
+            .position(|i| i.label == "finetune")
+            .unwrap();
+        let stat = Mutex::new(StatCache::load(&tmp.path().join("statcache.json")));
+        let outputs = vec![None; p.instances.len()];
+        let (key, complete) = instance_key(&p, i, &outputs, &stat).unwrap();
+        assert!(!complete);
+        key.hash()
+    }
+
+    #[test]
+    fn the_key_hashes_the_resolved_params() {
+        let short = finetune_key("{lambda_c: 1}");
+        let written_out = finetune_key(
+            "{epochs: 10, lr: 0.0001, batch_size: 64, mask_ratio: 0.2, targets: masked, \
+             lambda_c: 1.0, engine: auto}",
+        );
+        assert_eq!(
+            short, written_out,
+            "defaults left out or written out: one key"
+        );
+        assert_eq!(short, finetune_key("{}"));
+        assert_ne!(short, finetune_key("{epochs: 11}"));
+    }
+}
