@@ -63,16 +63,18 @@ fn cmp_points(a: &[(String, String)], b: &[(String, String)]) -> std::cmp::Order
     a.len().cmp(&b.len())
 }
 
-fn is_output(dir: &Path) -> bool {
-    dir.join("per_user.csv").is_file() || dir.join("history.json").is_file()
-}
-
-fn sources(inputs: &BTreeMap<String, PathBuf>, order: &[String]) -> Result<Vec<Source>, String> {
+/// Each input's output folder, or for a gathered input (a stage in `gathered`) each of its
+/// instances' (the subfolders, named by their points), in `order`.
+fn sources(
+    inputs: &BTreeMap<String, PathBuf>,
+    order: &[String],
+    gathered: &[&str],
+) -> Result<Vec<Source>, String> {
     let mut out = Vec::new();
     let mut stages: Vec<(&String, &PathBuf)> = inputs.iter().collect();
     stages.sort_by_key(|(s, _)| order.iter().position(|o| o == *s).unwrap_or(usize::MAX));
     for (stage, dir) in stages {
-        if is_output(dir) {
+        if !gathered.contains(&stage.as_str()) {
             out.push(Source {
                 stage: stage.clone(),
                 point: None,
@@ -85,9 +87,7 @@ fn sources(inputs: &BTreeMap<String, PathBuf>, order: &[String]) -> Result<Vec<S
         for e in entries {
             let e = e.map_err(|e| format!("input `{stage}`: {e}"))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if is_output(&e.path()) {
-                subs.push((parse_point(&name), e.path()));
-            }
+            subs.push((parse_point(&name), e.path()));
         }
         subs.sort_by(|a, b| cmp_points(&a.0, &b.0));
         for (point, dir) in subs {
@@ -159,10 +159,11 @@ pub fn read_per_user(path: &Path) -> Result<PerUser, String> {
 pub fn collect(
     inputs: &BTreeMap<String, PathBuf>,
     order: &[String],
+    gathered: &[&str],
     evaluations: &[&str],
     trainings: &[(&str, &'static str)],
 ) -> Result<(Vec<Variant>, Vec<Run>), String> {
-    let srcs = sources(inputs, order)?;
+    let srcs = sources(inputs, order, gathered)?;
     let evals: Vec<&Source> = srcs
         .iter()
         .filter(|s| evaluations.contains(&s.stage.as_str()))

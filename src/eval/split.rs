@@ -33,11 +33,6 @@ fn pairs(path: &Path) -> Result<Vec<(u32, u32)>, String> {
 }
 
 impl EvalSplit {
-    /// Whether `dir` is an `ingest` output (it has the train split and the stats).
-    pub fn is_ingest_output(dir: &Path) -> bool {
-        dir.join("train.csv").is_file() && dir.join("stats.json").is_file()
-    }
-
     /// `which` is `test` or `valid`.
     pub fn read(ingest: &Path, which: &str) -> Result<EvalSplit, String> {
         let stats: Json = serde_json::from_str(

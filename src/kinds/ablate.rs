@@ -95,8 +95,13 @@ impl StageKind for Ablate {
         let evaluations: Vec<&str> = of("variants").map(|i| i.stage.as_str()).collect();
         let trainings: Vec<(&str, &'static str)> =
             of("runs").map(|i| (i.stage.as_str(), i.kind)).collect();
+        let gathered: Vec<&str> = inputs
+            .iter()
+            .filter(|i| i.gather)
+            .map(|i| i.stage.as_str())
+            .collect();
         let (variants, runs) =
-            collect(ctx.inputs, &order, &evaluations, &trainings).map_err(fail)?;
+            collect(ctx.inputs, &order, &gathered, &evaluations, &trainings).map_err(fail)?;
         let table =
             compare(&ctx.instance.stage_name, &variants, p.reference.as_deref()).map_err(fail)?;
         let w = |name: &str, text: String| {
