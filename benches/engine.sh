@@ -29,14 +29,15 @@
 #      load average. Goal: ours >= 10x faster on each. Snakemake SNAKEMAKE_VERSION (pinned
 #      below) is installed from PyPI into the venv SNAKEMAKE_VENV on first use (needs python3
 #      >= 3.11 and PyPI; reused after). Its flags are explained in snakemake_side().
-#      `bash benches/engine.sh snakemake` runs only this part.
+#      `bash benches/engine.sh snakemake` runs only this part; the full run runs it last.
 #
 # Run:   bash benches/engine.sh [scaling|snakemake]
 # Env:   RUNS (default 30), HASH_MB (default 1024), HASH_RUNS (default 5), CARGO_TARGET_DIR,
 #        SCALE_POINTS (default "50 500 5000": about 10^2, 10^3, 10^4 instances; "none" skips),
 #        SCALE_DIR (where the scaling caches go; default the system's temp folder), BIN (a
 #        binary to use instead of building one),
-#        SNAKE_POINTS (default "50 500 5000": 10^2, 10^3, 10^4 jobs; "none" skips), SNAKE_REPS
+#        SNAKE_POINTS (default SCALE_POINTS, else "50 500 5000": 10^2, 10^3, 10^4 jobs; "none"
+#        skips; Snakemake's first run of 10^4 jobs alone took 17 min at load 4-5 on 2 cores), SNAKE_REPS
 #        (runs per no-op rerun and dry run, median; default 3), SNAKE_CORES (default nproc),
 #        SNAKE_SCHEDULER (default greedy), SNAKE_DIR (where its folders go; default the temp
 #        folder), SNAKEMAKE_VENV (default /var/tmp/cllm4rec-snakemake).
@@ -154,7 +155,7 @@ listing() { # listing FILE... -> "name<TAB>line" for each line of each file, sor
     awk '{n = FILENAME; sub(".*/", "", n); print n "\t" $0}' "$@" | LC_ALL=C sort
 }
 snakemake_side() {
-    local points=${SNAKE_POINTS:-50 500 5000} reps=${SNAKE_REPS:-3} cores=${SNAKE_CORES:-$(nproc)}
+    local points=${SNAKE_POINTS:-${SCALE_POINTS:-50 500 5000}} reps=${SNAKE_REPS:-3} cores=${SNAKE_CORES:-$(nproc)}
     local sched=${SNAKE_SCHEDULER:-greedy} smk root
     [[ $points == none ]] && return 0
     smk=$(snakemake_venv)
@@ -165,9 +166,10 @@ snakemake_side() {
     else
         root="$W/snakemake"; mkdir -p "$root"
     fi
-    # Snakemake's flags: --cores as our -j; --scheduler greedy, its "fast" scheduler (the
-    # default ilp solves an ILP at each scheduling step, slower at these sizes;
-    # SNAKE_SCHEDULER=ilp measures it); --quiet for the runs (no progress or rule lines;
+    # Snakemake's flags: --cores as our -j; --scheduler greedy, the one its --help calls
+    # fast (the default, ilp, solves an ILP at each scheduling step; at 10^3 jobs it took
+    # about as long, 52 s against 47 s under load; SNAKE_SCHEDULER=ilp measures it again);
+    # --quiet for the runs (no progress or rule lines;
     # "Nothing to be done" still prints), `--quiet rules host` for the dry runs (they print
     # the job-count summary, which is checked); no conda/apptainer (the default); default
     # rerun triggers (mtime, params, input, software-env, code); default locking.
