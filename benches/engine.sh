@@ -15,13 +15,33 @@
 #      instances), for each POINTS of SCALE_POINTS, each into a fresh cache, with the
 #      runner's peak RSS. The first run's time per instance should not grow with the sweep.
 #      `bash benches/engine.sh scaling` runs only this part.
+#   4. Side by side with Snakemake: the same DAG shape as a Snakefile (rules prep, train and
+#      eval with wildcard x, gather = expand over all x, all), the same shell commands writing
+#      the same small files, against ours on the same pipeline, for each POINTS of
+#      SNAKE_POINTS, each in a fresh folder: the first run (`snakemake --cores N` against
+#      `run -j N`, N the core count, our default), the no-op rerun (the same command again)
+#      and the dry run (`snakemake -n` against `plan`) both before the first run (all to run)
+#      and after it (all done). It checks that both made the same 2 x POINTS + 2 files with
+#      the same content (the gather lists every x), that the reruns did nothing ("Nothing to be
+#      done"; no output touched) and that the dry runs counted the jobs. It prints a table with
+#      both times, the ratio snakemake/ours per column, the first run's time per job beside
+#      that of the bare shell commands run N at a time (the floor of both), and the 1-minute
+#      load average. Goal: ours >= 10x faster on each. Snakemake SNAKEMAKE_VERSION (pinned
+#      below) is installed from PyPI into the venv SNAKEMAKE_VENV on first use (needs python3
+#      >= 3.11 and PyPI; reused after). Its flags are explained in snakemake_side().
+#      `bash benches/engine.sh snakemake` runs only this part; the full run runs it last.
 #
-# Run:   bash benches/engine.sh [scaling]
+# Run:   bash benches/engine.sh [scaling|snakemake]
 # Env:   RUNS (default 30), HASH_MB (default 1024), HASH_RUNS (default 5), CARGO_TARGET_DIR,
 #        SCALE_POINTS (default "50 500 5000": about 10^2, 10^3, 10^4 instances; "none" skips),
 #        SCALE_DIR (where the scaling caches go; default the system's temp folder), BIN (a
-#        binary to use instead of building one).
-# Needs: cargo, b3sum, python3 (if hyperfine is used); hyperfine is optional (bash loop otherwise).
+#        binary to use instead of building one),
+#        SNAKE_POINTS (default SCALE_POINTS, else "50 500 5000": 10^2, 10^3, 10^4 jobs; "none"
+#        skips; Snakemake's first run of 10^4 jobs alone took 17 min at load 4-5 on 2 cores), SNAKE_REPS
+#        (runs per no-op rerun and dry run, median; default 3), SNAKE_CORES (default nproc),
+#        SNAKE_SCHEDULER (default greedy), SNAKE_DIR (where its folders go; default the temp
+#        folder), SNAKEMAKE_VENV (default /var/tmp/cllm4rec-snakemake).
+# Needs: cargo, b3sum, python3 (if hyperfine is used; and for Snakemake); hyperfine is optional (bash loop otherwise).
 set -euo pipefail
 
 RUNS=${RUNS:-30}
@@ -29,8 +49,9 @@ HASH_MB=${HASH_MB:-1024}
 HASH_RUNS=${HASH_RUNS:-5}
 GOAL_MS=50
 GOAL_RATIO=0.80
+SNAKEMAKE_VERSION=9.27.1 # pinned; the snakemake part installs it into SNAKEMAKE_VENV
 
-if [[ ${1:-} != scaling ]] && ! command -v b3sum >/dev/null 2>&1; then
+if [[ ${1:-} != scaling && ${1:-} != snakemake ]] && ! command -v b3sum >/dev/null 2>&1; then
     echo "error: b3sum is not installed; install it with \`apt-get install b3sum\` (or \`cargo install b3sum\`)" >&2
     exit 1
 fi
@@ -97,6 +118,187 @@ YAML
 }
 if [[ ${1:-} == scaling ]]; then
     scaling
+    exit 0
+fi
+
+# ---- side by side with Snakemake --------------------------------------------------------
+# The scaling DAG through both engines, in fresh folders, interleaved phase by phase so both
+# see the same load. Snakemake: rules prep, train (wildcard x), eval (wildcard x), gather
+# (expand over all x) and all; ours: the same four stages as a matrix pipeline. The same shell
+# commands write the same small files (`echo prep`, `echo x`, `echo x`, and the gather
+# `cat eval/*/e | sort -n`, which lists every x).
+snakemake_venv() { # -> the snakemake executable of the pinned version, installed if needed
+    local venv=${SNAKEMAKE_VENV:-/var/tmp/cllm4rec-snakemake} have
+    have=$("$venv/bin/snakemake" --version 2>/dev/null || true)
+    if [[ $have != "$SNAKEMAKE_VERSION" ]]; then
+        echo "== installing snakemake==$SNAKEMAKE_VERSION from PyPI into $venv${have:+ (it has $have)}" >&2
+        if ! { [[ -x $venv/bin/pip ]] || python3 -m venv "$venv"; } \
+            || ! "$venv/bin/pip" install --quiet --disable-pip-version-check --retries 1 --timeout 20 \
+                "snakemake==$SNAKEMAKE_VERSION" >&2; then
+            echo "error: could not install snakemake==$SNAKEMAKE_VERSION into $venv: is PyPI reachable (network, or a pip index/proxy in pip.conf)? It needs python3 >= 3.11 with venv. Or set SNAKEMAKE_VENV to a venv that has snakemake $SNAKEMAKE_VERSION, or skip this part with SNAKE_POINTS=none" >&2
+            return 1
+        fi
+        have=$("$venv/bin/snakemake" --version)
+        [[ $have == "$SNAKEMAKE_VERSION" ]] || { echo "error: $venv has snakemake $have, not $SNAKEMAKE_VERSION" >&2; return 1; }
+    fi
+    echo "$venv/bin/snakemake"
+}
+timed() { # timed LOG CMD... -> wall ms; the command's stdout and stderr go to LOG
+    local log=$1 s e; shift
+    s=$(date +%s%N)
+    "$@" > "$log" 2>&1 || { echo "error: \`$*\` failed; its log ends:" >&2; tail -n 20 "$log" >&2; return 1; }
+    e=$(date +%s%N)
+    echo $(( (e - s) / 1000000 ))
+}
+median() { sort -n | awk '{a[NR]=$1} END {print NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+listing() { # listing FILE... -> "name<TAB>line" for each line of each file, sorted
+    awk '{n = FILENAME; sub(".*/", "", n); print n "\t" $0}' "$@" | LC_ALL=C sort
+}
+snakemake_side() {
+    local points=${SNAKE_POINTS:-${SCALE_POINTS:-50 500 5000}} reps=${SNAKE_REPS:-3} cores=${SNAKE_CORES:-$(nproc)}
+    local sched=${SNAKE_SCHEDULER:-greedy} smk root
+    [[ $points == none ]] && return 0
+    smk=$(snakemake_venv)
+    if [[ -n ${SNAKE_DIR:-} ]]; then
+        SNAKE_ROOT=$(mktemp -d -p "$SNAKE_DIR")
+        trap 'rm -rf "$W" "$SNAKE_ROOT"' EXIT
+        root=$SNAKE_ROOT
+    else
+        root="$W/snakemake"; mkdir -p "$root"
+    fi
+    # Snakemake's flags: --cores as our -j; --scheduler greedy, the one its --help calls
+    # fast (the default, ilp, solves an ILP at each scheduling step; at 10^3 jobs it took
+    # about as long, 52 s against 47 s under load; SNAKE_SCHEDULER=ilp measures it again);
+    # --quiet for the runs (no progress or rule lines;
+    # "Nothing to be done" still prints), `--quiet rules host` for the dry runs (they print
+    # the job-count summary, which is checked); no conda/apptainer (the default); default
+    # rerun triggers (mtime, params, input, software-env, code); default locking.
+    local -a sm=("$smk" --cores "$cores" --scheduler "$sched")
+    echo "== snakemake $SNAKEMAKE_VERSION vs cllm4rec-pipe: the scaling DAG, 2 x POINTS + 2 jobs (--cores $cores / -j $cores; our default -j is the core count), scheduler $sched"
+    echo "   first run once each into a fresh folder; no-op rerun and dry runs the median of $reps; ratio = snakemake / ours (goal >= 10x on each)"
+    printf '%7s | %-26s | %-26s | %-26s | %-26s | %-23s | %s\n' "" "first run (s)" "no-op rerun (s)" \
+        "dry run / plan, cold (s)" "dry run / plan, warm (s)" "first run, ms/job" "load"
+    printf '%7s | %9s %8s %7s | %9s %8s %7s | %9s %8s %7s | %9s %8s %7s | %7s %7s %7s | %s\n' jobs \
+        snakemake ours ratio snakemake ours ratio snakemake ours ratio snakemake ours ratio smk ours "sh -c" "1-min avg"
+    local n d inst load i
+    for n in $points; do
+        d=$(mktemp -d -p "$root")
+        (
+            inst=$(( 2 * n + 2 ))
+            load=$(cut -d' ' -f1 /proc/loadavg)
+            mkdir "$d/smk" "$d/ours"
+            # -- the Snakefile
+            {
+                printf 'X = list(range(1, %d + 1))\n' "$n"
+                cat <<'SMK'
+
+rule all:
+    input: "gather/all"
+
+rule prep:
+    output: "prep/p"
+    shell: "echo prep > {output}"
+
+rule train:
+    input: "prep/p"
+    output: "train/{x}/t"
+    shell: "echo {wildcards.x} > {output}"
+
+rule eval:
+    input: "train/{x}/t"
+    output: "eval/{x}/e"
+    shell: "echo {wildcards.x} > {output}"
+
+rule gather:
+    input: expand("eval/{x}/e", x=X)
+    output: "gather/all"
+    shell: "cat eval/*/e | sort -n > {output}"
+SMK
+            } > "$d/smk/Snakefile"
+            # -- our pipeline: scaling()'s, with the same gather command
+            {
+                echo "name: scale"; echo "matrix:"; printf '  x: ['; seq -s, 1 "$n" | tr -d '\n'; echo ']'
+                cat <<'YAML'
+stages:
+  prep:
+    kind: command
+    cmd: ["sh", "-c", "echo prep > $CLLM4REC_OUT/p"]
+  train:
+    kind: command
+    needs: [prep]
+    cmd: ["sh", "-c", "echo ${matrix.x} > $CLLM4REC_OUT/t"]
+  eval:
+    kind: command
+    needs: [train]
+    cmd: ["sh", "-c", "echo ${matrix.x} > $CLLM4REC_OUT/e"]
+  gather:
+    kind: command
+    needs: ["eval[*]"]
+    cmd: ["sh", "-c", "cat $CLLM4REC_IN_EVAL/*/e | sort -n > $CLLM4REC_OUT/all"]
+YAML
+            } > "$d/ours/s.yaml"
+            (cd "$d/ours" && git init -q .)
+            # S: Snakemake in its folder (its XDG cache there too); O: ours in its folder and cache
+            local -a S=(env -C "$d/smk" XDG_CACHE_HOME="$d/xdg" "${sm[@]}") O=(env -C "$d/ours" CLLM4REC_CACHE="$d/ours/cache" "$BIN")
+            fail() { echo "error: $n points: $1; see $2:" >&2; tail -n 20 "$2" >&2; exit 1; }
+            # -- dry run / plan with everything to run
+            local -a sc=() oc=() sr=() orr=() sw=() ow=()
+            for ((i = 0; i < reps; i++)); do
+                sc+=("$(timed "$d/s.cold" "${S[@]}" -n --quiet rules host)"); oc+=("$(timed "$d/o.cold" "${O[@]}" plan s.yaml)")
+            done
+            grep -Eq "^total +$(( inst + 1 ))\$" "$d/s.cold" || fail "snakemake -n did not plan $(( inst + 1 )) jobs" "$d/s.cold"
+            grep -q "^$inst instances: 0 cached, $inst to run" "$d/o.cold" || fail "plan did not show $inst to run" "$d/o.cold"
+            # -- the floor: the jobs' shell commands alone, $cores at a time
+            local sf of fl
+            mkdir "$d/floor"
+            fl=$(timed "$d/floor.log" xargs -P "$cores" -I{} sh -c "echo {} > $d/floor/{}" < <(seq 1 "$inst"))
+            # -- first run
+            sf=$(timed "$d/s.first" "${S[@]}" --quiet)
+            of=$(timed "$d/o.first" "${O[@]}" run -j "$cores" s.yaml)
+            grep -q "^$inst instances: $inst ran, 0 cached, 0 failed" "$d/o.first" || fail "our run did not run whole" "$d/o.first"
+            # -- both made the same files with the same content; the gather lists every x
+            local -a sfiles ofiles
+            mapfile -t sfiles < <(cd "$d/smk" && find prep train eval gather -type f | LC_ALL=C sort)
+            mapfile -t ofiles < <(find "$d/ours/cache/objects" -path '*/data/*' -type f | LC_ALL=C sort)
+            (( ${#sfiles[@]} == inst )) || fail "snakemake made ${#sfiles[@]} files, not $inst" "$d/s.first"
+            (( ${#ofiles[@]} == inst )) || fail "our run made ${#ofiles[@]} files, not $inst" "$d/o.first"
+            (cd "$d/smk" && listing "${sfiles[@]}") > "$d/s.list"
+            listing "${ofiles[@]}" > "$d/o.list"
+            cmp -s "$d/s.list" "$d/o.list" || { diff "$d/s.list" "$d/o.list" | head >&2; fail "the two made different files" "$d/o.first"; }
+            seq 1 "$n" | cmp -s - "$d/smk/gather/all" || fail "snakemake's gather does not list 1..$n" "$d/s.first"
+            seq 1 "$n" | cmp -s - "$(grep '/all$' <<<"$(printf '%s\n' "${ofiles[@]}")")" \
+                || fail "our gather does not list 1..$n" "$d/o.first"
+            # -- no-op reruns: nothing runs, no output changes
+            touch "$d/mark"; sleep 0.01
+            for ((i = 0; i < reps; i++)); do
+                sr+=("$(timed "$d/s.rerun" "${S[@]}" --quiet)"); orr+=("$(timed "$d/o.rerun" "${O[@]}" run -j "$cores" s.yaml)")
+                grep -q "Nothing to be done" "$d/s.rerun" || fail "snakemake's rerun was not a no-op" "$d/s.rerun"
+                grep -q "^$inst instances: 0 ran, $inst cached" "$d/o.rerun" || fail "our rerun was not a no-op" "$d/o.rerun"
+            done
+            [[ -z $(cd "$d/smk" && find prep train eval gather -newer "$d/mark") ]] || fail "snakemake's rerun touched outputs" "$d/s.rerun"
+            # -- dry run / plan with everything done
+            for ((i = 0; i < reps; i++)); do
+                sw+=("$(timed "$d/s.warm" "${S[@]}" -n --quiet rules host)"); ow+=("$(timed "$d/o.warm" "${O[@]}" plan s.yaml)")
+            done
+            grep -q "Nothing to be done" "$d/s.warm" || fail "snakemake -n found work after the run" "$d/s.warm"
+            grep -q "^$inst instances: $inst cached, 0 to run" "$d/o.warm" || fail "plan found work after the run" "$d/o.warm"
+            med() { printf '%s\n' "$@" | median; }
+            awk -v j="$inst" -v l="$load" -v sf="$sf" -v of="$of" -v fl="$fl" \
+                -v sr="$(med "${sr[@]}")" -v orr="$(med "${orr[@]}")" -v sc="$(med "${sc[@]}")" -v oc="$(med "${oc[@]}")" \
+                -v sw="$(med "${sw[@]}")" -v ow="$(med "${ow[@]}")" 'function g(s, o) {
+                    r = s / (o > 0 ? o : 1); if (r < 10) miss = miss " " name
+                    return sprintf("%9.3f %8.3f %6.1fx", s / 1e3, o / 1e3, r) }
+                BEGIN { miss = ""
+                    name = "first";  a = g(sf, of); name = "rerun"; b = g(sr, orr)
+                    name = "cold-dry"; c = g(sc, oc); name = "warm-dry"; e = g(sw, ow)
+                    printf "%7d | %s | %s | %s | %s | %7.2f %7.2f %7.2f | %s%s\n", j, a, b, c, e, sf / j, of / j, fl / j, l,
+                        miss == "" ? "" : "   below 10x:" miss }'
+        )
+        rm -rf "$d"
+    done
+}
+if [[ ${1:-} == snakemake ]]; then
+    snakemake_side
     exit 0
 fi
 
@@ -200,3 +402,4 @@ awk -v mb="$HASH_MB" -v b="$b3_ns" -v o="$our_ns" -v g="$GOAL_RATIO" 'BEGIN {
 }'
 
 scaling
+snakemake_side
