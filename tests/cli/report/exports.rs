@@ -100,7 +100,8 @@ fn exports_read_back_with_mlflow_and_tensorboard() {
         .iter()
         .find(|r| r["run_name"] == "finetune[lambda_c=10]")
         .unwrap();
-    assert_eq!(ft["params"]["lambda_c"], "10");
+    // the resolved param is typed (lambda_c is a float); the matrix value is as written
+    assert_eq!(ft["params"]["lambda_c"], "10.0");
     assert_eq!(ft["params"]["matrix.lambda_c"], "10");
     // finetuning's validation recall per epoch (0 = before finetuning, 1, 2) as steps
     let hist = ft["history"]["history/valid/recall_at_20"]
