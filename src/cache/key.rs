@@ -40,16 +40,14 @@ pub enum InputKey {
 impl CacheKey {
     /// Canonical bytes: JSON with object keys sorted at every level, no whitespace.
     pub fn canonical(&self) -> String {
-        let v = serde_json::to_value(self).expect("a key is plain data");
-        let mut out = String::new();
-        write_canonical(&v, &mut out);
-        out
+        canonical_json(&serde_json::to_value(self).expect("a key is plain data"))
     }
 
     pub fn hash(&self) -> String {
-        blake3::hash(self.canonical().as_bytes())
-            .to_hex()
-            .to_string()
+        let v = serde_json::to_value(self).expect("a key is plain data");
+        let mut out = Vec::with_capacity(512);
+        write_canonical_bytes(&v, &mut out);
+        blake3::hash(&out).to_hex().to_string()
     }
 }
 
@@ -62,32 +60,44 @@ pub fn canonical_json(v: &Json) -> String {
 
 /// Sorted-key JSON, independent of how serde_json's map happens to be ordered.
 pub fn write_canonical(v: &Json, out: &mut String) {
+    let mut bytes = std::mem::take(out).into_bytes();
+    write_canonical_bytes(v, &mut bytes);
+    *out = String::from_utf8(bytes).expect("JSON text is UTF-8");
+}
+
+/// [`write_canonical`] into bytes: objects with their keys sorted, everything else as
+/// serde_json writes it, all into the one buffer (a key is hashed once per instance per run,
+/// so this runs 10^5 times for a large sweep).
+fn write_canonical_bytes(v: &Json, out: &mut Vec<u8>) {
     match v {
         Json::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
+            // serde_json's map is sorted unless its `preserve_order` feature is on
+            if !keys.is_sorted() {
+                keys.sort();
+            }
+            out.push(b'{');
             for (i, k) in keys.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Json::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&m[k], out);
+                serde_json::to_writer(&mut *out, k).expect("writing to memory");
+                out.push(b':');
+                write_canonical_bytes(&m[k], out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Json::Array(a) => {
-            out.push('[');
+            out.push(b'[');
             for (i, x) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_canonical(x, out);
+                write_canonical_bytes(x, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        other => serde_json::to_writer(&mut *out, other).expect("writing to memory"),
     }
 }
 

@@ -3,7 +3,10 @@
 
 use std::sync::Mutex;
 
-use crate::cache::key::{explain, InputKey};
+use rayon::prelude::*;
+
+use crate::cache::key::{explain, CacheKey, InputKey};
+use crate::cache::record::Record;
 use crate::cache::statcache::StatCache;
 use crate::cache::store::Store;
 use crate::exec::keys::{instance_key, UNKNOWN};
@@ -21,22 +24,59 @@ pub struct PlanRow {
 
 pub fn plan(p: &Pipeline, store: &Store) -> Result<Vec<PlanRow>, ExecError> {
     let stat = Mutex::new(StatCache::load(&store.root.join("statcache.json")));
-    let mut outputs: Vec<Option<String>> = vec![None; p.instances.len()];
-    let mut rows = Vec::new();
+    let n = p.instances.len();
+    let mut outputs: Vec<Option<String>> = vec![None; n];
+    // Keys and cache lookups a depth at a time (an instance's inputs are all shallower), each
+    // depth on all cores: the lookups are file reads, independent of each other.
+    let mut depth = vec![0usize; n];
     for (i, inst) in p.instances.iter().enumerate() {
-        let (key, complete) = instance_key(p, i, &outputs, &stat)?;
-        let key_hash = key.hash();
-        if complete {
-            if let Some(rec) = store.lookup(&key_hash) {
-                outputs[i] = Some(rec.output);
-                rows.push(PlanRow {
-                    label: inst.label.clone(),
-                    key: Some(key_hash),
-                    hit: true,
-                    reasons: Vec::new(),
-                });
-                continue;
-            }
+        depth[i] = inst
+            .inputs
+            .iter()
+            .flat_map(|x| x.instances.iter())
+            .map(|&j| depth[j] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for (i, &d) in depth.iter().enumerate() {
+        if waves.len() <= d {
+            waves.resize_with(d + 1, Vec::new);
+        }
+        waves[d].push(i);
+    }
+    type Looked = (CacheKey, String, bool, Option<Record>);
+    let mut looked: Vec<Option<Looked>> = (0..n).map(|_| None).collect();
+    for wave in waves {
+        let found: Vec<_> = wave
+            .par_iter()
+            .map(|&i| {
+                let (key, complete) = instance_key(p, i, &outputs, &stat)?;
+                let key_hash = key.hash();
+                let rec = if complete {
+                    store.lookup(&key_hash)
+                } else {
+                    None
+                };
+                Ok((key, key_hash, complete, rec))
+            })
+            .collect::<Result<_, ExecError>>()?;
+        for (i, l) in wave.into_iter().zip(found) {
+            outputs[i] = l.3.as_ref().map(|r| r.output.clone());
+            looked[i] = Some(l);
+        }
+    }
+    let mut rows = Vec::with_capacity(n);
+    for (inst, l) in p.instances.iter().zip(looked) {
+        let (key, key_hash, complete, rec) = l.expect("every depth was looked at");
+        if rec.is_some() {
+            rows.push(PlanRow {
+                label: inst.label.clone(),
+                key: Some(key_hash),
+                hit: true,
+                reasons: Vec::new(),
+            });
+            continue;
         }
         let pending: Vec<&str> = key
             .inputs

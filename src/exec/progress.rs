@@ -123,11 +123,13 @@ impl Reporter {
                 self.json(event, Some(label), Json::Object(fields));
             }
             Mode::Plain => {
-                if extra.is_empty() {
-                    eprintln!("{event:<8} {label}");
+                // One write per line (stderr is unbuffered: `eprintln!` writes each piece).
+                let line = if extra.is_empty() {
+                    format!("{event:<8} {label}\n")
                 } else {
-                    eprintln!("{event:<8} {label}  {extra}");
-                }
+                    format!("{event:<8} {label}  {extra}\n")
+                };
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
             }
             Mode::Bars => {
                 if let Some(m) = &self.multi {

@@ -9,6 +9,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
+
 use crate::cache::key::CacheKey;
 use crate::cache::lock::StoreLock;
 use crate::cache::record::Record;
@@ -133,39 +135,50 @@ pub fn run(
             if CANCEL.load(Ordering::SeqCst) {
                 stop = true;
             }
-            while let Some(i) = check.pop_first().filter(|_| !stop) {
-                let (key, _) = instance_key(p, i, &outputs, &stat)?;
-                tracing::debug!(instance = %p.instances[i].label, key = %key.hash(), "key computed");
-                let forced = opts.force.contains(&p.instances[i].stage_name);
-                let hit = if forced {
-                    None
+            // The ready instances are checked a wave at a time: their keys and cache lookups
+            // (file reads, independent of each other) on all cores, then their outcomes in
+            // index order. With `--verify` a damaged object is removed, so one at a time.
+            while !check.is_empty() && !stop {
+                let wave: Vec<usize> = if opts.verify {
+                    check.pop_first().into_iter().collect()
                 } else {
-                    reusable(
-                        store,
-                        &key.hash(),
-                        opts.verify,
-                        reporter,
-                        &p.instances[i].label,
-                    )
+                    std::mem::take(&mut check).into_iter().collect()
                 };
-                let Some(rec) = hit else {
-                    misses.entry(cost(i)).or_default().insert(i, (key, forced));
-                    continue;
+                let look = |i: usize| -> Result<(CacheKey, bool, Option<Record>), ExecError> {
+                    let (key, _) = instance_key(p, i, &outputs, &stat)?;
+                    let inst = &p.instances[i];
+                    let forced = opts.force.contains(&inst.stage_name);
+                    let hit = if forced {
+                        None
+                    } else {
+                        reusable(store, &key.hash(), opts.verify, reporter, &inst.label)
+                    };
+                    if let Some(rec) = &hit {
+                        store.touch_index(
+                            &p.name,
+                            &inst.stage_name,
+                            &inst.label,
+                            &inst.point,
+                            &rec.key_hash,
+                        );
+                    }
+                    Ok((key, forced, hit))
                 };
-                let inst = &p.instances[i];
-                store.touch_index(
-                    &p.name,
-                    &inst.stage_name,
-                    &inst.label,
-                    &inst.point,
-                    &rec.key_hash,
-                );
-                outputs[i] = Some(rec.output.clone());
-                records[i] = Some(rec);
-                status[i] = Status::Cached;
-                state[i] = State::Done;
-                reporter.cached(&p.instances[i].label);
-                dag.done(i, &mut check);
+                let looked: Vec<_> = wave.par_iter().map(|&i| look(i)).collect();
+                for (i, r) in wave.into_iter().zip(looked) {
+                    let (key, forced, hit) = r?;
+                    tracing::debug!(instance = %p.instances[i].label, key = %key.hash(), "key computed");
+                    let Some(rec) = hit else {
+                        misses.entry(cost(i)).or_default().insert(i, (key, forced));
+                        continue;
+                    };
+                    outputs[i] = Some(rec.output.clone());
+                    records[i] = Some(rec);
+                    status[i] = Status::Cached;
+                    state[i] = State::Done;
+                    reporter.cached(&p.instances[i].label);
+                    dag.done(i, &mut check);
+                }
             }
             // Launch the first waiting miss (by index) whose cpus fit, while one does.
             loop {

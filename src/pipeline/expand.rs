@@ -80,6 +80,7 @@ pub fn expand(
     let mut instances: Vec<Instance> = Vec::new();
     let mut by_stage: Vec<Vec<usize>> = vec![Vec::new(); defs.len()];
     let ws = workspace::root(&dir);
+    let mut buckets: HashMap<(usize, Vec<String>), HashMap<String, Vec<usize>>> = HashMap::new();
     let mut resolver = ParamResolver {
         params: &shared.params,
         memo: HashMap::new(),
@@ -114,20 +115,29 @@ pub fn expand(
             inst.resources = st.resources.clone();
             for (n, role) in def.needs.iter().zip(&roles[i]) {
                 let u = index[n.stage.as_str()];
-                let shared_axes: Vec<&String> = stages[u]
+                let shared_axes: Vec<String> = stages[u]
                     .axes
                     .iter()
                     .filter(|a| point.contains_key(*a))
+                    .cloned()
                     .collect();
-                let matching: Vec<usize> = by_stage[u]
-                    .iter()
-                    .copied()
-                    .filter(|&j| {
-                        shared_axes
-                            .iter()
-                            .all(|a| instances[j].point.get(*a) == point.get(*a))
-                    })
-                    .collect();
+                let want = values_key(&point, &shared_axes);
+                // `u`'s instances by their values on the axes shared with this one, built once
+                // per (stage, shared axes) when first needed (`u` is complete by then): a
+                // lookup per need, not a scan of `u`'s instances, which made expansion
+                // quadratic in the sweep.
+                let bucket = buckets
+                    .entry((u, shared_axes))
+                    .or_insert_with_key(|(_, shared)| {
+                        let mut m: HashMap<String, Vec<usize>> = HashMap::new();
+                        for &j in &by_stage[u] {
+                            m.entry(values_key(&instances[j].point, shared))
+                                .or_default()
+                                .push(j);
+                        }
+                        m
+                    });
+                let matching: Vec<usize> = bucket.get(&want).cloned().unwrap_or_default();
                 debug_assert!(n.gather || matching.len() == 1);
                 inst.inputs.push(InputRef {
                     stage: n.stage.clone(),
@@ -166,6 +176,16 @@ pub fn expand(
         stages,
         instances,
     })
+}
+
+/// A point's values on `axes`, as one string (JSON values, so `1` and `"1"` differ).
+fn values_key(point: &Point, axes: &[String]) -> String {
+    let mut k = String::new();
+    for a in axes {
+        k.push_str(&serde_json::to_string(&point[a]).expect("plain data"));
+        k.push('\0');
+    }
+    k
 }
 
 /// For each pipeline param, the axes it references (through other params too).

@@ -1,5 +1,7 @@
 //! Sweep axes: the cartesian product of the axes, minus `exclude`, plus `include`.
 
+use std::collections::HashSet;
+
 use indexmap::IndexMap;
 use serde_json::Value as Json;
 
@@ -79,8 +81,9 @@ pub fn expand(
         });
     }
     if let Some(inc) = matrix.get("include") {
+        let mut have: HashSet<String> = points.iter().map(canonical).collect();
         for p in point_list(inc, "matrix.include", &names, src, true)? {
-            if !points.contains(&p) {
+            if have.insert(canonical(&p)) {
                 points.push(p);
             }
         }
@@ -100,14 +103,19 @@ fn valid_axis_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// The values in order, each once (by a hash set: an axis may hold 10^5 values).
 fn dedup(vals: &[Json]) -> Vec<Json> {
-    let mut out: Vec<Json> = Vec::new();
-    for v in vals {
-        if !out.contains(v) {
-            out.push(v.clone());
-        }
-    }
-    out
+    let mut seen: HashSet<String> = HashSet::new();
+    vals.iter()
+        .filter(|v| seen.insert(canonical(*v)))
+        .cloned()
+        .collect()
+}
+
+/// A value's JSON text, as equality's stand-in: equal values print the same (a point is a
+/// sorted map), and values that differ print differently (`1`, `1.0` and `"1"` too).
+fn canonical<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data")
 }
 
 /// A list of partial (exclude) or full (include) points.
