@@ -1,14 +1,13 @@
 //! The `command` kind: run any program with its outputs folder, inputs and params in the
 //! environment.
 
-use std::os::unix::process::CommandExt;
-use std::process::{Command as Process, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{Map, Value as Json};
 
-use crate::kinds::sandbox::{self, Sandbox};
+use crate::kinds::sandbox::Sandbox;
+use crate::kinds::spawn::{self, Spawn};
 use crate::kinds::{DefError, Needs, ParamError, Params, StageContext, StageError, StageKind};
 use crate::pipeline::interp::as_text;
 use crate::pipeline::load::StageDef;
@@ -107,36 +106,28 @@ impl StageKind for Command {
         })?;
         let sandbox = Sandbox::new(&[ctx.out, &scratch])
             .map_err(|e| StageError::Failed(format!("cannot set up the sandbox: {e}")))?;
-        let sandbox_fd = sandbox.as_ref().map(Sandbox::fd);
-        let mut p = Process::new(&argv[0]);
-        p.args(&argv[1..])
-            .current_dir(ctx.workdir)
-            .stdin(Stdio::null())
-            .stdout(log("stdout")?)
-            .stderr(log("stderr")?)
-            .env("CLLM4REC_OUT", ctx.out)
-            .env("CLLM4REC_PARAMS", ctx.params_file)
-            .env("CLLM4REC_SEED", ctx.instance.seed.to_string())
-            .env("TMPDIR", &scratch);
+        let (stdout, stderr) = (log("stdout")?, log("stderr")?);
+        let mut env = vec![
+            spawn::var("CLLM4REC_OUT", ctx.out),
+            spawn::var("CLLM4REC_PARAMS", ctx.params_file),
+            spawn::var("CLLM4REC_SEED", ctx.instance.seed.to_string()),
+            spawn::var("TMPDIR", &scratch),
+        ];
         for (stage, dir) in ctx.inputs {
-            p.env(format!("CLLM4REC_IN_{}", env_name(stage)), dir);
+            env.push(spawn::var(format!("CLLM4REC_IN_{}", env_name(stage)), dir));
         }
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            p.pre_exec(move || {
-                // Own process group (so cancelling reaches the whole tree), and die with the runner.
-                libc::setpgid(0, 0);
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                match sandbox_fd {
-                    Some(fd) => sandbox::restrict_self(fd),
-                    None => Ok(()),
-                }
-            });
+        let mut child = Spawn {
+            argv: &argv,
+            env,
+            cwd: ctx.workdir,
+            stdout: &stdout,
+            stderr: &stderr,
+            sandbox: sandbox.as_ref().map(Sandbox::fd),
         }
-        let mut child = p
-            .spawn()
-            .map_err(|e| StageError::Failed(format!("cannot start `{}`: {e}", argv[0])))?;
-        let pgid = child.id() as libc::pid_t;
+        .start()
+        .map_err(|e| StageError::Failed(format!("cannot start `{}`: {e}", argv[0])))?;
+        drop((stdout, stderr));
+        let pgid = child.id();
         let exited = ExitWatch::new(pgid);
         loop {
             match child.try_wait() {

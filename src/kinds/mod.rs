@@ -11,6 +11,7 @@ pub mod multivae;
 pub mod popular;
 pub mod pretrain;
 pub mod sandbox;
+pub mod spawn;
 pub mod tokenize;
 
 use std::sync::Arc;

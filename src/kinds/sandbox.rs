@@ -3,8 +3,8 @@
 //! (`$TMPDIR`) and `/dev` (`/dev/null`, terminals, GPUs; all of `/dev/shm`). Any other write,
 //! into the workspace, the cache or elsewhere, fails with `EACCES`. Reading is not restricted.
 //!
-//! The ruleset is built in the runner, before `fork`; the child only calls `prctl` and
-//! `landlock_restrict_self` (plain system calls, safe between `fork` and `exec`).
+//! The ruleset is built in the runner, before the child is started (`spawn`); the child only
+//! calls `prctl` and `landlock_restrict_self`, plain system calls, before its `execve`.
 //! `CLLM4REC_SANDBOX=off` turns it off.
 
 use std::ffi::CString;
@@ -163,7 +163,7 @@ impl Sandbox {
     }
 }
 
-/// Restrict the calling process (a child between `fork` and `exec`) with the ruleset `fd`.
+/// Restrict the calling process (a child between its start and `execve`) with the ruleset `fd`.
 /// Only system calls: no allocation, no locks.
 pub fn restrict_self(fd: libc::c_int) -> io::Result<()> {
     // SAFETY: plain system calls.
