@@ -40,15 +40,48 @@ pub enum InputKey {
 impl CacheKey {
     /// Canonical bytes: JSON with object keys sorted at every level, no whitespace.
     pub fn canonical(&self) -> String {
-        canonical_json(&serde_json::to_value(self).expect("a key is plain data"))
+        String::from_utf8(self.canonical_bytes()).expect("JSON text is UTF-8")
     }
 
     pub fn hash(&self) -> String {
-        let v = serde_json::to_value(self).expect("a key is plain data");
-        let mut out = Vec::with_capacity(512);
-        write_canonical_bytes(&v, &mut out);
-        blake3::hash(&out).to_hex().to_string()
+        blake3::hash(&self.canonical_bytes()).to_hex().to_string()
     }
+
+    /// The key as `canonical_json(&serde_json::to_value(self))` writes it (the golden test
+    /// pins that), written straight from the fields: a key is hashed once per instance per
+    /// run, 10^5 times for a large sweep, and going through a `Value` copied every string.
+    /// The fields go in sorted order, as a `Value`'s map would hold them.
+    fn canonical_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(512);
+        out.extend_from_slice(b"{\"deps\":");
+        plain(&mut out, &self.deps);
+        out.extend_from_slice(b",\"format\":");
+        plain(&mut out, &self.format);
+        out.extend_from_slice(b",\"inputs\":");
+        plain(&mut out, &self.inputs);
+        out.extend_from_slice(b",\"kind\":");
+        plain(&mut out, &self.kind);
+        out.extend_from_slice(b",\"kind_version\":");
+        plain(&mut out, &self.kind_version);
+        out.extend_from_slice(b",\"matrix\":");
+        write_sorted(self.matrix.iter(), &mut out);
+        out.extend_from_slice(b",\"params\":");
+        write_sorted(self.params.iter(), &mut out);
+        out.extend_from_slice(b",\"seed\":");
+        write_canonical_bytes(&self.seed, &mut out);
+        out.extend_from_slice(b",\"shared\":");
+        write_sorted(self.shared.iter(), &mut out);
+        out.extend_from_slice(b",\"spec\":");
+        write_sorted(self.spec.iter(), &mut out);
+        out.push(b'}');
+        out
+    }
+}
+
+/// A field whose plain serde_json form is already canonical: a number, a string, a sorted map
+/// of strings.
+fn plain<T: Serialize>(out: &mut Vec<u8>, v: &T) {
+    serde_json::to_writer(out, v).expect("writing to memory");
 }
 
 /// Sorted-key JSON as a string (see `write_canonical`).
@@ -70,23 +103,7 @@ pub fn write_canonical(v: &Json, out: &mut String) {
 /// so this runs 10^5 times for a large sweep).
 fn write_canonical_bytes(v: &Json, out: &mut Vec<u8>) {
     match v {
-        Json::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            // serde_json's map is sorted unless its `preserve_order` feature is on
-            if !keys.is_sorted() {
-                keys.sort();
-            }
-            out.push(b'{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, k).expect("writing to memory");
-                out.push(b':');
-                write_canonical_bytes(&m[k], out);
-            }
-            out.push(b'}');
-        }
+        Json::Object(m) => write_sorted(m.iter(), out),
         Json::Array(a) => {
             out.push(b'[');
             for (i, x) in a.iter().enumerate() {
@@ -99,6 +116,25 @@ fn write_canonical_bytes(v: &Json, out: &mut Vec<u8>) {
         }
         other => serde_json::to_writer(&mut *out, other).expect("writing to memory"),
     }
+}
+
+/// An object from its entries, keys sorted.
+pub fn write_sorted<'a>(entries: impl Iterator<Item = (&'a String, &'a Json)>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &Json)> = entries.collect();
+    // serde_json's map and a BTreeMap are sorted already, unless `preserve_order` is on
+    if !entries.is_sorted_by(|a, b| a.0 <= b.0) {
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+    }
+    out.push(b'{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k).expect("writing to memory");
+        out.push(b':');
+        write_canonical_bytes(v, out);
+    }
+    out.push(b'}');
 }
 
 /// Human-readable reasons why `new` differs from `old` (empty when equal).

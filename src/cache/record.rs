@@ -33,6 +33,29 @@ pub struct Record {
     pub log: String,
 }
 
+/// What a run keeps of an entry it used or made: its output, how long it took, what it
+/// measured. Read from a record without the key the record holds, which is most of it (a
+/// gather's key names every instance it gathers), since a rerun of a large sweep reads 10^5
+/// records.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hit {
+    pub key_hash: String,
+    pub output: String,
+    pub duration_s: f64,
+    pub metrics: Option<Json>,
+}
+
+impl From<Record> for Hit {
+    fn from(r: Record) -> Hit {
+        Hit {
+            key_hash: r.key_hash,
+            output: r.output,
+            duration_s: r.duration_s,
+            metrics: r.metrics,
+        }
+    }
+}
+
 /// Stored in each object beside its `data/` folder.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::cache::hash::{self, HashError};
-use crate::cache::key::{write_canonical, CacheKey};
-use crate::cache::record::{Manifest, Record, RECORD_FORMAT};
+use crate::cache::key::{write_sorted, CacheKey};
+use crate::cache::record::{Hit, Manifest, Record, RECORD_FORMAT};
 use crate::pipeline::Point;
 use crate::util::{host_name, now_rfc3339, pid_alive, unix_nanos};
 
@@ -119,6 +119,11 @@ impl Store {
 
     /// The record of `key`, if it exists and parses.
     pub fn read_record(&self, key: &str) -> Option<Record> {
+        self.read_as(key)
+    }
+
+    /// The record of `key` read as `T` (all of it, or the part a `T` holds).
+    fn read_as<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
         let bytes = fs::read(self.record_path(key)).ok()?;
         match serde_json::from_slice(&bytes) {
             Ok(r) => Some(r),
@@ -131,8 +136,21 @@ impl Store {
 
     /// A complete entry: the record and the object it names.
     pub fn lookup(&self, key: &str) -> Option<Record> {
-        let r = self.read_record(key)?;
-        self.object_dir(&r.output)
+        self.complete(key, |r: &Record| &r.output)
+    }
+
+    /// [`Store::lookup`], keeping only what a run needs of the record.
+    pub fn hit(&self, key: &str) -> Option<Hit> {
+        self.complete(key, |h: &Hit| &h.output)
+    }
+
+    fn complete<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        output: fn(&T) -> &str,
+    ) -> Option<T> {
+        let r = self.read_as(key)?;
+        self.object_dir(output(&r))
             .join("manifest.json")
             .is_file()
             .then_some(r)
@@ -264,9 +282,9 @@ impl Store {
     }
 
     fn index_path(&self, pipeline: &str, stage: &str, point: &Point) -> PathBuf {
-        let mut p = String::new();
-        write_canonical(&serde_json::to_value(point).expect("plain data"), &mut p);
-        let id = blake3::hash(format!("{pipeline}\0{stage}\0{p}").as_bytes()).to_hex();
+        let mut id = format!("{pipeline}\0{stage}\0").into_bytes();
+        write_sorted(point.iter(), &mut id);
+        let id = blake3::hash(&id).to_hex();
         self.root.join("index").join(format!("{}.jsonl", &id[..32]))
     }
 
@@ -292,8 +310,19 @@ impl Store {
     /// stage, point) unless it already is, so that `gc --keep-last` keeps what the last run
     /// used. Best effort (a read-only cache stays as it is).
     pub fn touch_index(&self, pipeline: &str, stage: &str, label: &str, point: &Point, key: &str) {
-        let latest = self.history(pipeline, stage, point).pop().map(|l| l.key);
-        if latest.as_deref() != Some(key) {
+        /// Of a line, only the key: a rerun of 10^5 instances reads 10^5 index files.
+        #[derive(Deserialize)]
+        struct KeyOnly<'a> {
+            #[serde(borrow)]
+            key: &'a str,
+        }
+        let text = fs::read(self.index_path(pipeline, stage, point)).unwrap_or_default();
+        let latest = text
+            .split(|&b| b == b'\n')
+            .rev()
+            .find_map(|l| serde_json::from_slice::<KeyOnly>(l).ok())
+            .map(|l| l.key);
+        if latest != Some(key) {
             self.append_index(pipeline, stage, label, point, key);
         }
     }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::ablate::table::{Format, Table};
-use crate::cache::record::Record;
+use crate::cache::record::Hit;
 use crate::cache::store::Store;
 use crate::cli::CliError;
 use crate::exec::plan;
@@ -123,7 +123,7 @@ pub fn table(
 }
 
 /// After `run`: the table and the plot files of each `ablate` instance that finished.
-pub fn after_run(pl: &Pipeline, store: &Store, records: &[Option<Record>]) -> String {
+pub fn after_run(pl: &Pipeline, store: &Store, records: &[Option<Hit>]) -> String {
     let mut out = String::new();
     for (inst, rec) in pl.instances.iter().zip(records) {
         let (true, Some(rec)) = (inst.kind == "ablate", rec) else {

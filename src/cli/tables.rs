@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value as Json;
 
-use crate::cache::record::Record;
+use crate::cache::record::Hit;
 use crate::cache::store::Store;
 use crate::exec::plan::PlanRow;
 use crate::exec::scheduler::{Status, Summary};
@@ -108,7 +108,7 @@ pub fn run_json(p: &Pipeline, s: &Summary) -> Json {
 }
 
 /// The numeric top-level values of every `metrics.json`, one row per instance.
-pub fn metrics_table(p: &Pipeline, records: &[Option<Record>]) -> String {
+pub fn metrics_table(p: &Pipeline, records: &[Option<Hit>]) -> String {
     let with: Vec<(&str, &serde_json::Map<String, Json>)> = p
         .instances
         .iter()

@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::cache::key::{explain, CacheKey, InputKey};
-use crate::cache::record::Record;
 use crate::cache::statcache::StatCache;
 use crate::cache::store::Store;
 use crate::exec::keys::{instance_key, UNKNOWN};
@@ -45,7 +44,11 @@ pub fn plan(p: &Pipeline, store: &Store) -> Result<Vec<PlanRow>, ExecError> {
         }
         waves[d].push(i);
     }
-    type Looked = (CacheKey, String, bool, Option<Record>);
+    // A hit keeps its key hash only; a miss its key too, to say why it misses.
+    enum Looked {
+        Hit(String),
+        Miss(CacheKey, String, bool),
+    }
     let mut looked: Vec<Option<Looked>> = (0..n).map(|_| None).collect();
     for wave in waves {
         let found: Vec<_> = wave
@@ -53,31 +56,32 @@ pub fn plan(p: &Pipeline, store: &Store) -> Result<Vec<PlanRow>, ExecError> {
             .map(|&i| {
                 let (key, complete) = instance_key(p, i, &outputs, &stat)?;
                 let key_hash = key.hash();
-                let rec = if complete {
-                    store.lookup(&key_hash)
-                } else {
-                    None
-                };
-                Ok((key, key_hash, complete, rec))
+                let hit = if complete { store.hit(&key_hash) } else { None };
+                Ok(match hit {
+                    Some(h) => (Some(h.output), Looked::Hit(key_hash)),
+                    None => (None, Looked::Miss(key, key_hash, complete)),
+                })
             })
             .collect::<Result<_, ExecError>>()?;
-        for (i, l) in wave.into_iter().zip(found) {
-            outputs[i] = l.3.as_ref().map(|r| r.output.clone());
+        for (i, (output, l)) in wave.into_iter().zip(found) {
+            outputs[i] = output;
             looked[i] = Some(l);
         }
     }
     let mut rows = Vec::with_capacity(n);
     for (inst, l) in p.instances.iter().zip(looked) {
-        let (key, key_hash, complete, rec) = l.expect("every depth was looked at");
-        if rec.is_some() {
-            rows.push(PlanRow {
-                label: inst.label.clone(),
-                key: Some(key_hash),
-                hit: true,
-                reasons: Vec::new(),
-            });
-            continue;
-        }
+        let (key, key_hash, complete) = match l.expect("every depth was looked at") {
+            Looked::Hit(key_hash) => {
+                rows.push(PlanRow {
+                    label: inst.label.clone(),
+                    key: Some(key_hash),
+                    hit: true,
+                    reasons: Vec::new(),
+                });
+                continue;
+            }
+            Looked::Miss(key, key_hash, complete) => (key, key_hash, complete),
+        };
         let pending: Vec<&str> = key
             .inputs
             .iter()

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 
 use crate::cache::key::CacheKey;
 use crate::cache::lock::StoreLock;
-use crate::cache::record::Record;
+use crate::cache::record::Hit;
 use crate::cache::statcache::StatCache;
 use crate::cache::store::Store;
 use crate::cache::verify;
@@ -58,7 +58,7 @@ pub enum Status {
 #[derive(Debug)]
 pub struct Summary {
     pub status: Vec<Status>,
-    pub records: Vec<Option<Record>>,
+    pub records: Vec<Option<Hit>>,
     /// The first failure (its error), if any.
     pub error: Option<ExecError>,
 }
@@ -89,7 +89,7 @@ pub fn run(
     let n = p.instances.len();
     let mut state: Vec<State> = (0..n).map(|_| State::Waiting).collect();
     let mut outputs: Vec<Option<String>> = vec![None; n];
-    let mut records: Vec<Option<Record>> = vec![None; n];
+    let mut records: Vec<Option<Hit>> = vec![None; n];
     let mut status: Vec<Status> = vec![Status::Skipped; n];
     let mut first_error: Option<ExecError> = None;
     let jobs = opts.jobs.max(1);
@@ -144,7 +144,7 @@ pub fn run(
                 } else {
                     std::mem::take(&mut check).into_iter().collect()
                 };
-                let look = |i: usize| -> Result<(CacheKey, bool, Option<Record>), ExecError> {
+                let look = |i: usize| -> Result<(CacheKey, bool, Option<Hit>), ExecError> {
                     let (key, _) = instance_key(p, i, &outputs, &stat)?;
                     let inst = &p.instances[i];
                     let forced = opts.force.contains(&inst.stage_name);
@@ -248,7 +248,7 @@ pub fn run(
                     reporter.finished(label, !out.ran, t0.elapsed().as_secs_f64());
                     outputs[i] = Some(out.record.output.clone());
                     status[i] = if out.ran { Status::Ran } else { Status::Cached };
-                    records[i] = Some(out.record);
+                    records[i] = Some(out.record.into());
                     state[i] = State::Done;
                     dag.done(i, &mut check);
                 }
@@ -354,8 +354,8 @@ fn reusable(
     verify: bool,
     reporter: &Reporter,
     label: &str,
-) -> Option<Record> {
-    let rec = store.lookup(key)?;
+) -> Option<Hit> {
+    let rec = store.hit(key)?;
     if verify {
         let problems = verify::check_object(store, &rec.output);
         if !problems.is_empty() {
