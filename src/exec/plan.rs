@@ -47,7 +47,7 @@ pub fn plan(p: &Pipeline, store: &Store) -> Result<Vec<PlanRow>, ExecError> {
     // A hit keeps its key hash only; a miss its key too, to say why it misses.
     enum Looked {
         Hit(String),
-        Miss(CacheKey, String, bool),
+        Miss(Box<CacheKey>, String, bool),
     }
     let mut looked: Vec<Option<Looked>> = (0..n).map(|_| None).collect();
     for wave in waves {
@@ -59,7 +59,7 @@ pub fn plan(p: &Pipeline, store: &Store) -> Result<Vec<PlanRow>, ExecError> {
                 let hit = if complete { store.hit(&key_hash) } else { None };
                 Ok(match hit {
                     Some(h) => (Some(h.output), Looked::Hit(key_hash)),
-                    None => (None, Looked::Miss(key, key_hash, complete)),
+                    None => (None, Looked::Miss(Box::new(key), key_hash, complete)),
                 })
             })
             .collect::<Result<_, ExecError>>()?;
