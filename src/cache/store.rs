@@ -124,7 +124,7 @@ impl Store {
 
     /// The record of `key` read as `T` (all of it, or the part a `T` holds).
     fn read_as<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let bytes = fs::read(self.record_path(key)).ok()?;
+        let bytes = read_noatime(&self.record_path(key)).ok()?;
         match serde_json::from_slice(&bytes) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -316,7 +316,7 @@ impl Store {
             #[serde(borrow)]
             key: &'a str,
         }
-        let text = fs::read(self.index_path(pipeline, stage, point)).unwrap_or_default();
+        let text = read_noatime(&self.index_path(pipeline, stage, point)).unwrap_or_default();
         let latest = text
             .split(|&b| b == b'\n')
             .rev()
@@ -384,6 +384,25 @@ impl Store {
         }
         out
     }
+}
+
+/// A file's bytes, read without updating its access time where the file system allows (the
+/// cache's owner may): with `relatime`, the first rerun after a run otherwise wrote an atime
+/// into every record and index file it read, 2.9 s against 1.9 s for 10^5 instances.
+fn read_noatime(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = match fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOATIME)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path)?,
+        other => other?,
+    };
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
 }
 
 fn read_index(path: &Path) -> Vec<IndexLine> {
