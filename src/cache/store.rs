@@ -389,6 +389,11 @@ impl Store {
 /// A file's bytes, read without updating its access time where the file system allows (the
 /// cache's owner may): with `relatime`, the first rerun after a run otherwise wrote an atime
 /// into every record and index file it read, 2.9 s against 1.9 s for 10^5 instances.
+///
+/// Its size is asked once and that many bytes are read: `read_to_end` also seeks (to learn the
+/// position) and reads once more to see the end, two system calls of the six per file that a
+/// rerun of 10^5 instances makes for 2 x 10^5 files. A file that grows meanwhile is read as it
+/// was when asked; one that shrinks, up to its end.
 fn read_noatime(path: &Path) -> io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -400,8 +405,18 @@ fn read_noatime(path: &Path) -> io::Result<Vec<u8>> {
         Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path)?,
         other => other?,
     };
-    let mut out = Vec::new();
-    f.read_to_end(&mut out)?;
+    let size = f.metadata()?.len();
+    let mut out = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
+    let mut at = 0;
+    while at < out.len() {
+        match f.read(&mut out[at..]) {
+            Ok(0) => break,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(at);
     Ok(out)
 }
 

@@ -165,6 +165,7 @@ pub fn run(
                     Ok((key, forced, hit))
                 };
                 let looked: Vec<_> = wave.par_iter().map(|&i| look(i)).collect();
+                let mut cached = Vec::new();
                 for (i, r) in wave.into_iter().zip(looked) {
                     let (key, forced, hit) = r?;
                     tracing::debug!(instance = %p.instances[i].label, key = %key.hash(), "key computed");
@@ -176,9 +177,10 @@ pub fn run(
                     records[i] = Some(rec);
                     status[i] = Status::Cached;
                     state[i] = State::Done;
-                    reporter.cached(&p.instances[i].label);
+                    cached.push(p.instances[i].label.as_str());
                     dag.done(i, &mut check);
                 }
+                reporter.cached_all(&cached);
             }
             // Launch the first waiting miss (by index) whose cpus fit, while one does.
             loop {
