@@ -265,9 +265,8 @@ YAML
             mkdir "$d/floor"
             fl=$(timed "$d/floor.log" xargs -P "$cores" -I{} sh -c "echo {} > $d/floor/{}" < <(seq 1 "$inst"))
             # -- first run
-            # each starts with nothing of the other's left to write back (a Snakemake run leaves
-            # thousands of dirty files, which slowed our fsyncs after it: 6.5 s against 3.0 s
-            # for 10^3 jobs)
+            # each starts with nothing of the other's left to write back (Snakemake does not
+            # fsync its thousands of files; ours fsyncs each commit)
             sync; sf=$(timed "$d/s.first" "${S[@]}" --quiet)
             sync; of=$(timed "$d/o.first" "${O[@]}" run -j "$cores" s.yaml)
             grep -q "^$inst instances: $inst ran, 0 cached, 0 failed" "$d/o.first" || fail "our run did not run whole" "$d/o.first"
