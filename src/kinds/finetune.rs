@@ -6,8 +6,6 @@
 
 use std::io::Write;
 
-use burn::module::Module;
-use burn::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
@@ -20,12 +18,11 @@ use crate::kinds::{
     TypedParams,
 };
 use crate::model::backend::train_device;
-use crate::model::cllm4rec::batch::{Batch, Seq};
+use crate::model::cllm4rec::batch::Seq;
 use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::scorer::Cllm4RecScorer;
-use crate::model::cllm4rec::train::epoch;
-use crate::model::cllm4rec::{checkpoint, loss, Cllm4Rec};
-use crate::model::fused::{self, Engine};
+use crate::model::fused::{Engine, Objective};
+use crate::model::trainer::Trainer;
 
 crate::choice! {
     /// What finetuning predicts: the `masked` items (the paper) or `all` of a user's training
@@ -155,8 +152,10 @@ impl StageKind for Finetune {
 
     fn version(&self) -> u32 {
         // 2: GPT-2 backbones train with the fused CPU trainer (results differ from version 1's
-        // in the last bits)
-        2
+        // in the last bits); 3: validation scores with the code that trains (it was the fused
+        // code for a GPT-2 on the CPU also under `engine: burn`), and model.json records a
+        // non-default engine (`auto` outputs are byte-identical to version 2's)
+        3
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -200,7 +199,7 @@ impl StageKind for Finetune {
         let inp = inputs(ctx)?;
         crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
-        let (mut model, info) = files::read(inp.model, &device).map_err(fail)?;
+        let (model, info) = files::read(inp.model, &device).map_err(fail)?;
         let valid = EvalSplit::read(inp.ingest, "valid").map_err(fail)?;
         let mut scorer = Cllm4RecScorer::prompts(inp.tokens).map_err(fail)?;
         scorer.set_max_len(info.n_positions);
@@ -208,20 +207,11 @@ impl StageKind for Finetune {
         let item_offset = (info.vocab_size + info.users) as u32;
         let seed = ctx.instance.seed;
         let mut rng = Rng::new(seed ^ 0x6674);
-        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
-        let lambda = p.lambda_c;
-        let f = move |m: &Cllm4Rec, b: &Batch, t: Option<&[Vec<u32>]>| {
-            loss::rec(
-                m,
-                b,
-                t.unwrap_or(&[]),
-                lambda,
-                &m.collab_items.val().device(),
-            )
-        };
         let mut log = ctx.log;
-        let mut validate = |m: &Cllm4Rec| -> Result<(f64, serde_json::Value), String> {
-            scorer.set_model(m.valid());
+        let mut trainer = Trainer::new(p.engine, model, !info.frozen, &mut log);
+        // validation scores with the code that trains (the fused parameters or the burn model)
+        let mut validate = |t: &Trainer| -> Result<(f64, serde_json::Value), String> {
+            scorer.set_model(t.scoring());
             let mut um = UserMetrics::new(&[20, 40], &[100]);
             for batch in valid.eval_users().chunks(256) {
                 let s = scorer.score(batch, &valid)?;
@@ -229,16 +219,14 @@ impl StageKind for Finetune {
             }
             Ok((um.criterion(), um.summary("cllm4rec", "valid")))
         };
-        let (mut best, first) = validate(&model).map_err(fail)?;
+        let (mut best, first) = validate(&trainer).map_err(fail)?;
         // A frozen backbone stored as a file never changes: keep only what is trained.
         let skip = info.backbone_file.as_ref().map(|_| "backbone");
-        let mut best_bytes = checkpoint::to_bytes_except(&model, skip).map_err(fail)?;
+        let mut kept = trainer.snapshot(skip).map_err(fail)?;
         let mut best_epoch = 0;
         let mut history = vec![json!({"epoch": 0, "valid": first})];
         let _ = writeln!(log, "epoch 0 (pretrained): valid {first}");
         let mut progress = |s: &str| ctx.progress(s);
-        // the fused CPU trainer: GPT-2 on the default backend, unless `engine: burn`
-        let mut fused = fused::for_stage(p.engine, &model, !info.frozen, &mut log);
         for e in 1..=p.epochs {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
@@ -256,40 +244,19 @@ impl StageKind for Finetune {
                     .into_iter()
                     .map(|k| pairs[k].clone())
                     .unzip();
-            let stats = if let Some((params, adam)) = &mut fused {
-                let stats = fused::epoch(
-                    params,
-                    adam,
+            let stats = trainer
+                .epoch(
                     &seqs,
                     Some(&targets),
                     p.batch_size,
                     p.lr,
-                    lambda,
-                    &fused::Objective::Collab,
+                    p.lambda_c,
+                    &Objective::Collab,
                     ("finetune", e),
                     &mut progress,
                 )
                 .map_err(|e| fail(e.to_string()))?;
-                // the burn model scores for validation and holds the kept epoch
-                model = params.clone().into_model(model, &device);
-                stats
-            } else {
-                let (m, stats) = epoch(
-                    model,
-                    &mut optim,
-                    &seqs,
-                    Some(&targets),
-                    p.batch_size,
-                    p.lr,
-                    ("finetune", e),
-                    &f,
-                    &mut progress,
-                )
-                .map_err(|e| fail(e.to_string()))?;
-                model = m;
-                stats
-            };
-            let (crit, v) = validate(&model).map_err(fail)?;
+            let (crit, v) = validate(&trainer).map_err(fail)?;
             let _ = writeln!(
                 log,
                 "epoch {e}: loss {:.4} ({:.0} tokens/s), valid {v}",
@@ -301,13 +268,15 @@ impl StageKind for Finetune {
             if crit > best {
                 best = crit;
                 best_epoch = e;
-                best_bytes = checkpoint::to_bytes_except(&model, skip).map_err(fail)?;
+                kept = trainer.snapshot(skip).map_err(fail)?;
             }
         }
-        let model = checkpoint::from_bytes_except(model, &best_bytes, skip).map_err(fail)?;
+        trainer.restore(kept, skip).map_err(fail)?;
+        let model = trainer.into_model();
         let info = ModelInfo {
             stage: "finetune".into(),
             best_epoch: Some(best_epoch),
+            engine: p.engine,
             ..info
         };
         let _ = writeln!(

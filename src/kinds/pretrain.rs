@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use burn::optim::AdamConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
@@ -16,14 +15,14 @@ use crate::kinds::{
 };
 use crate::model::backbone::Backbone;
 use crate::model::backend::train_device;
-use crate::model::cllm4rec::batch::{fit, Batch, Seq};
+use crate::model::cllm4rec::batch::{fit, Seq};
 use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::loss::ContentVocab;
-use crate::model::cllm4rec::train::{epoch, LossFn};
-use crate::model::cllm4rec::{loss, Cllm4Rec};
-use crate::model::fused::{self, Engine};
+use crate::model::cllm4rec::Cllm4Rec;
+use crate::model::fused::{Engine, Objective};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
 use crate::model::llama::{Llama, LlamaConfig};
+use crate::model::trainer::Trainer;
 use crate::pipeline::Instance;
 use crate::text::binfmt::Corpus;
 
@@ -281,8 +280,9 @@ impl StageKind for Pretrain {
 
     fn version(&self) -> u32 {
         // 2: GPT-2 backbones train with the fused CPU trainer (results differ from version 1's
-        // in the last bits)
-        2
+        // in the last bits); 3: model.json records a non-default engine, which its scorer then
+        // uses (`auto` outputs are byte-identical to version 2's)
+        3
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -329,8 +329,7 @@ impl StageKind for Pretrain {
             .map_err(fail)?;
         let (backbone, frozen) = (built.backbone, built.frozen);
         let max_len = built.max_len.min(backbone.n_positions());
-        let mut model = Cllm4Rec::new(backbone, users, items, seed, &device);
-        let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
+        let model = Cllm4Rec::new(backbone, users, items, seed, &device);
         let collab_docs = seqs(&files::corpus(tok, "collab.tok").map_err(fail)?, max_len);
         let content_corpus = files::corpus(tok, "content.tok").map_err(fail)?;
         let content_docs = seqs(&content_corpus, max_len);
@@ -345,17 +344,9 @@ impl StageKind for Pretrain {
         } else {
             ContentVocab::Full
         };
-        let vocab = &vocab;
         let mut rng = Rng::new(seed);
         let mut history = Vec::new();
         let mut log = ctx.log;
-        let lambda = p.lambda_c;
-        let collab_loss = move |m: &Cllm4Rec, b: &Batch, _: Option<&[Vec<u32>]>| {
-            loss::collab(m, b, lambda, &b_device(m))
-        };
-        let content_loss = move |m: &Cllm4Rec, b: &Batch, _: Option<&[Vec<u32>]>| {
-            loss::content(m, b, vocab, lambda, &b_device(m))
-        };
         let mut phases: Vec<(&str, usize)> =
             (1..=p.content_warmup).map(|e| ("warmup", e)).collect();
         for e in 1..=p.epochs {
@@ -365,27 +356,21 @@ impl StageKind for Pretrain {
             }
         }
         let mut progress = |s: &str| ctx.progress(s);
-        // the fused CPU trainer: GPT-2 on the default backend, unless `engine: burn`
-        let mut fused = fused::for_stage(p.engine, &model, !frozen, &mut log);
-        let corpus_vocab = match vocab {
-            ContentVocab::Full => None,
-            ContentVocab::Corpus(ids, index) => Some((ids.as_slice(), index)),
-        };
+        let mut trainer = Trainer::new(p.engine, model, !frozen, &mut log);
         for (phase, e) in phases {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
             }
-            let collab = phase == "collab";
-            let (docs, f): (Vec<Seq>, &LossFn<'_>) = if collab {
+            let (docs, objective) = if phase == "collab" {
                 let mut docs = collab_docs.clone();
                 if p.item_order == ItemOrder::Shuffle {
                     for s in &mut docs {
                         rng.shuffle(&mut s.tokens[s.prompt_len..]);
                     }
                 }
-                (docs, &collab_loss)
+                (docs, Objective::Collab)
             } else {
-                (content_docs.clone(), &content_loss)
+                (content_docs.clone(), Objective::Content(&vocab))
             };
             if docs.is_empty() {
                 continue;
@@ -395,41 +380,18 @@ impl StageKind for Pretrain {
                 .into_iter()
                 .map(|i| docs[i].clone())
                 .collect();
-            let stats = if let Some((params, adam)) = &mut fused {
-                let objective = if collab {
-                    fused::Objective::Collab
-                } else {
-                    fused::Objective::Content(corpus_vocab)
-                };
-                fused::epoch(
-                    params,
-                    adam,
+            let stats = trainer
+                .epoch(
                     &docs,
                     None,
                     p.batch_size,
                     p.lr,
-                    lambda,
+                    p.lambda_c,
                     &objective,
                     (phase, e),
                     &mut progress,
                 )
-                .map_err(|e| fail(e.to_string()))?
-            } else {
-                let (m, stats) = epoch(
-                    model,
-                    &mut optim,
-                    &docs,
-                    None,
-                    p.batch_size,
-                    p.lr,
-                    (phase, e),
-                    f,
-                    &mut progress,
-                )
                 .map_err(|e| fail(e.to_string()))?;
-                model = m;
-                stats
-            };
             let _ = writeln!(
                 log,
                 "{phase} epoch {e}: loss {:.4} nll {:.4} ({} tokens in {:.1} s, {:.0} tokens/s)",
@@ -438,9 +400,7 @@ impl StageKind for Pretrain {
             ctx.epoch(&json!(stats));
             history.push(stats);
         }
-        if let Some((params, _)) = fused {
-            model = params.into_model(model, &device);
-        }
+        let model = trainer.into_model();
         let cfg = model.backbone.wte_weight().dims();
         let (n_layer, n_head) = model.backbone.shape();
         let info = ModelInfo {
@@ -459,6 +419,7 @@ impl StageKind for Pretrain {
             arch: model.backbone.arch().into(),
             backbone_file: built.file.as_ref().map(|_| "backbone.gguf".into()),
             llama: built.llama.clone(),
+            engine: p.engine,
         };
         files::write(
             ctx.out,
@@ -469,8 +430,4 @@ impl StageKind for Pretrain {
         )
         .map_err(fail)
     }
-}
-
-fn b_device(m: &Cllm4Rec) -> burn::tensor::Device {
-    m.collab_items.val().device()
 }

@@ -9,6 +9,7 @@ pub mod fused;
 pub mod gpt2;
 pub mod llama;
 mod params;
+pub mod trainer;
 
 pub use gpt2::{Gpt2, Gpt2Config, Gpt2Error};
 pub use llama::{Llama, LlamaConfig, LlamaError};

@@ -11,6 +11,7 @@ use serde_json::Value as Json;
 use crate::gguf::Gguf;
 use crate::model::backbone::Backbone;
 use crate::model::cllm4rec::{checkpoint, Cllm4Rec};
+use crate::model::fused::Engine;
 use crate::model::gpt2::Gpt2Config;
 use crate::model::llama::{Llama, LlamaConfig};
 use crate::text::binfmt::Corpus;
@@ -48,6 +49,10 @@ pub struct ModelInfo {
     /// sequence cap the stage used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llama: Option<LlamaConfig>,
+    /// The stage's `engine` (left out of model.json when `auto`): what the model's scorer
+    /// computes with, as its training did.
+    #[serde(default, skip_serializing_if = "Engine::is_auto")]
+    pub engine: Engine,
 }
 
 fn gpt2() -> String {

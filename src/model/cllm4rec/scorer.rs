@@ -1,7 +1,8 @@
 //! CLLM4Rec as a recommender: each user's recommendation prompt (all training items) through
 //! the backbone; the last token's hidden state times the collaborative item table scores
-//! every item. A GPT-2 on the default CPU backend scores with the fused CPU code
-//! (`model::fused`), anything else with the burn model.
+//! every item. It computes with the code its model trained with (model.json's `engine`, the
+//! rule of `Engine::fused`): the fused CPU code (`model::fused`: a GPT-2 on the default CPU
+//! backend, `engine: auto`) or the burn model.
 
 use std::path::Path;
 
@@ -12,17 +13,40 @@ use crate::eval::EvalSplit;
 use crate::model::backend::infer_device;
 use crate::model::cllm4rec::batch::{fit, Batch, Seq};
 use crate::model::cllm4rec::{files, Cllm4Rec};
-use crate::model::fused::Params;
+use crate::model::fused::{Engine, Params};
 use crate::text::binfmt::Corpus;
 
 /// Users scored in one forward pass.
 const SUB_BATCH: usize = 32;
 
+/// A model to score with, in the code that computes.
+#[allow(clippy::large_enum_variant)] // one per scorer, built once per model or epoch
+pub enum Scoring {
+    /// The fused CPU code's parameters.
+    Fused(Params),
+    /// The burn model, without autodiff.
+    Burn(Cllm4Rec),
+}
+
+impl Scoring {
+    /// `model` for the code `engine` picks.
+    pub fn new(engine: Engine, model: Cllm4Rec) -> Scoring {
+        match engine.fused(&model, false) {
+            Some(p) => Scoring::Fused(p),
+            None => Scoring::Burn(model),
+        }
+    }
+
+    fn n_positions(&self) -> usize {
+        match self {
+            Scoring::Fused(p) => p.shape.positions,
+            Scoring::Burn(m) => m.backbone.n_positions(),
+        }
+    }
+}
+
 pub struct Cllm4RecScorer {
-    model: Option<Cllm4Rec>,
-    /// The same model for the fused CPU code (a GPT-2 on the default backend), which then
-    /// scores instead of the burn model.
-    fused: Option<Params>,
+    model: Option<Scoring>,
     /// The recommendation prompt of each user, if the user has one.
     prompts: Vec<Option<Seq>>,
     items: usize,
@@ -49,7 +73,6 @@ impl Cllm4RecScorer {
         }
         Ok(Cllm4RecScorer {
             model: None,
-            fused: None,
             prompts,
             items,
             max_len: usize::MAX,
@@ -70,18 +93,16 @@ impl Cllm4RecScorer {
                 s.items
             ));
         }
-        s.set_model(model);
+        s.set_model(Scoring::new(info.engine, model));
         s.max_len = info.n_positions;
         Ok(s)
     }
 
-    /// Use this model (without autodiff) from now on.
-    pub fn set_model(&mut self, model: Cllm4Rec) {
-        self.device = model.collab_items.val().device();
-        self.fused = crate::model::backend::KEY
-            .is_none()
-            .then(|| Params::from_model(&model, false))
-            .flatten();
+    /// Score with this model from now on.
+    pub fn set_model(&mut self, model: Scoring) {
+        if let Scoring::Burn(m) = &model {
+            self.device = m.collab_items.val().device();
+        }
         self.model = Some(model);
     }
 
@@ -107,7 +128,7 @@ impl Scorer for Cllm4RecScorer {
 
     fn score(&mut self, users: &[u32], _: &EvalSplit) -> Result<Vec<Vec<f32>>, String> {
         let model = self.model.as_ref().ok_or("no model loaded")?;
-        let max_len = self.max_len.min(model.backbone.n_positions());
+        let max_len = self.max_len.min(model.n_positions());
         let with: Vec<(usize, Seq)> = users
             .iter()
             .enumerate()
@@ -128,9 +149,9 @@ impl Scorer for Cllm4RecScorer {
         order.sort_by_key(|&r| (with[r].1.tokens.len(), r));
         for chunk in order.chunks(SUB_BATCH) {
             let seqs: Vec<Seq> = chunk.iter().map(|&r| with[r].1.clone()).collect();
-            let values: Vec<f32> = match &self.fused {
-                Some(p) => p.rec_scores(&seqs),
-                None => model
+            let values: Vec<f32> = match model {
+                Scoring::Fused(p) => p.rec_scores(&seqs),
+                Scoring::Burn(m) => m
                     .rec_logits(&Batch::new(&seqs), &self.device) // [rows, items]
                     .into_data()
                     .convert::<f32>()

@@ -16,44 +16,38 @@ pub mod kernels;
 mod model;
 mod train;
 
-use std::collections::HashMap;
-
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::model::backbone::Backbone;
 use crate::model::cllm4rec::batch::Seq;
+pub use crate::model::cllm4rec::loss::ContentVocab;
 use crate::model::cllm4rec::Cllm4Rec;
 use kernels::Heads;
 pub use model::{Grads, StepLoss};
 pub use train::{epoch, Adam};
 
 crate::choice! {
-    /// How `pretrain` and `finetune` train: `auto` (this trainer where it applies) or `burn`
-    /// (the burn model always).
-    Engine { Auto = "auto", Burn = "burn" }
+    /// How CLLM4Rec trains and scores: `auto` (this code where it applies) or `burn` (the burn
+    /// model always). `pretrain` and `finetune` take it as a param and record it in model.json,
+    /// whose scorer (finetuning's validation, `evaluate`) then uses the same.
+    #[derive(Default)]
+    Engine { #[default] Auto = "auto", Burn = "burn" }
 }
 
-/// The model's parameters for this trainer, when `engine` is `auto`, the build computes on the
-/// default CPU backend and the backbone is a GPT-2; `None`: train with the burn model. Writes
-/// which one to `log`.
-pub fn for_stage(
-    engine: Engine,
-    m: &Cllm4Rec,
-    train_backbone: bool,
-    log: &mut dyn std::io::Write,
-) -> Option<(Params, Adam)> {
-    let fused = (engine == Engine::Auto && crate::model::backend::KEY.is_none())
-        .then(|| Params::from_model(m, train_backbone))
-        .flatten()
-        .map(|p| (p, Adam::new(1e-8)));
-    let name = if fused.is_some() {
-        "fused CPU (model::fused)"
-    } else {
-        "burn model"
-    };
-    let _ = writeln!(log, "trainer: {name}");
-    fused
+impl Engine {
+    pub fn is_auto(&self) -> bool {
+        *self == Engine::Auto
+    }
+
+    /// The one rule of which code computes: the model's parameters for this code when the
+    /// engine is `auto`, the build computes on the default CPU backend and the backbone is a
+    /// GPT-2; `None`: the burn model computes.
+    pub fn fused(self, m: &Cllm4Rec, train_backbone: bool) -> Option<Params> {
+        (self == Engine::Auto && crate::model::backend::KEY.is_none())
+            .then(|| Params::from_model(m, train_backbone))
+            .flatten()
+    }
 }
 
 /// The sizes of the model.
@@ -104,9 +98,9 @@ fn layer(l: usize, k: usize) -> usize {
 pub enum Objective<'a> {
     /// Next item over the items, user/item tokens from the collaborative tables.
     Collab,
-    /// Next word over the words, user/item tokens from the content tables; `Some(ids)`: the
-    /// softmax runs over these word ids only (sorted), with each id's index among them.
-    Content(Option<(&'a [i64], &'a HashMap<u32, i64>)>),
+    /// Next word over the words (all of them, or the corpus's only), user/item tokens from
+    /// the content tables.
+    Content(&'a ContentVocab),
     /// RecLLM finetuning: each row's last token predicts the row's target items (indices among
     /// the items) with a multinomial likelihood over all items; collaborative tables.
     Rec(&'a [Vec<u32>]),

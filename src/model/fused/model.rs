@@ -214,11 +214,11 @@ impl Params {
                     .collect();
                 (b.pred.clone(), (0..=n_next).collect(), flat, n_next)
             }
-            Objective::Content(None) => {
+            Objective::Content(ContentVocab::Full) => {
                 let flat = b.targets.iter().map(|&t| t as usize).collect();
                 (b.pred.clone(), (0..=n_next).collect(), flat, n_next)
             }
-            Objective::Content(Some((_, index))) => {
+            Objective::Content(ContentVocab::Corpus(_, index)) => {
                 let flat = b
                     .targets
                     .iter()
@@ -242,14 +242,14 @@ impl Params {
                 );
                 out
             }
-            Objective::Content(None) => {
+            Objective::Content(ContentVocab::Full) => {
                 let out = kernels::softmax_head(&h_sel, &self.t[WTE], targets, d, scale, train);
                 if let (Some(g), Some(dw)) = (grads[WTE].as_mut(), out.dw.as_ref()) {
                     add(g, dw);
                 }
                 out
             }
-            Objective::Content(Some((ids, _))) => {
+            Objective::Content(ContentVocab::Corpus(ids, _)) => {
                 let mut w = vec![0f32; ids.len() * d];
                 for (r, &id) in ids.iter().enumerate() {
                     let id = id as usize;
