@@ -23,7 +23,7 @@ pub fn open_read_only(root: &Path) -> Result<Store, AuditError> {
         "bad cache folder `{}`",
         root.display()
     )))?;
-    Ok(Store { root })
+    Ok(Store::at(root))
 }
 
 /// Per instance: (key hash when every input is cached, the complete entry if there is one).

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use crate::cache::store::{read_dir_sorted, remove_tree, Store};
+use crate::cache::store::{latest_of, read_dir_sorted, remove_tree, Store};
 
 #[derive(Debug, Default)]
 pub struct GcReport {
@@ -20,7 +20,10 @@ pub fn gc(store: &Store, keep_last: Option<usize>) -> GcReport {
         let mut keep: BTreeSet<String> = BTreeSet::new();
         let mut seen: BTreeSet<String> = BTreeSet::new();
         for (path, lines) in store.all_indexes() {
-            let mut kept_here: Vec<String> = Vec::new();
+            // The newest first: the key its `.latest` link names (the run that finished
+            // last), then the history from its end.
+            let mut kept_here: Vec<String> =
+                latest_of(&path).filter(|_| n > 0).into_iter().collect();
             for l in lines.iter().rev() {
                 seen.insert(l.key.clone());
                 if kept_here.len() < n && !kept_here.contains(&l.key) {
@@ -88,7 +91,9 @@ fn remove_stale_temp_files(store: &Store) {
         .collect();
     files.extend(read_dir_sorted(&store.root.join("index")));
     files.extend(read_dir_sorted(&store.root));
-    for f in files.iter().filter(|f| f.is_file() && stale(f)) {
+    // symlink_metadata: a `.latest` link's temp name is a link, to a key, not a file.
+    let not_dir = |f: &std::path::Path| fs::symlink_metadata(f).is_ok_and(|m| !m.is_dir());
+    for f in files.iter().filter(|f| not_dir(f) && stale(f)) {
         let _ = fs::remove_file(f);
     }
 }

@@ -41,6 +41,15 @@ impl CliError {
 pub fn main() -> i32 {
     let cli = args::Cli::parse();
     init_tracing(&cli);
+    if !matches!(cli.command, args::Command::Run { .. }) {
+        // A command that prints ends quietly when its reader goes away (`graph ... | head`),
+        // as Unix tools do, instead of panicking on the failed write. `run` keeps Rust's
+        // ignored SIGPIPE, so that a closed terminal pipe cannot cut a commit short.
+        // SAFETY: setting a signal's disposition to the default, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let _ = ctrlc::set_handler(|| {
         if crate::exec::CANCEL.swap(true, std::sync::atomic::Ordering::SeqCst) {
             // A second Ctrl-C: leave now. Work folders are cleaned up by the next run.

@@ -65,6 +65,74 @@ fn gc_removes_unreferenced_objects_and_old_records() {
 }
 
 #[test]
+fn a_cache_hit_becomes_the_latest_entry_that_gc_keeps() {
+    let e = Env::new();
+    let yaml = |v: &str| {
+        format!("name: p\nstages:\n  a:\n    kind: command\n    params: {{v: {v}}}\n    cmd: [sh, -c, 'echo {v} > $CLLM4REC_OUT/x']\n")
+    };
+    let links = || {
+        walk_files(&e.path("cache/index"))
+            .into_iter()
+            .filter(|f| f.extension().is_some_and(|x| x == "latest"))
+            .collect::<Vec<_>>()
+    };
+    for v in ["1", "2"] {
+        e.write("p.yaml", &yaml(v));
+        e.run(&["run", "p.yaml"]).ok();
+    }
+    // v=1 again: a cache hit, which makes its entry the latest of stage `a`. The second time
+    // its index link is gone (a cache from before the links): the hit reads the history.
+    e.write("p.yaml", &yaml("1"));
+    for drop_links in [false, true] {
+        if drop_links {
+            links()
+                .iter()
+                .for_each(|f| std::fs::remove_file(f).unwrap());
+        }
+        let r = e.run(&["run", "p.yaml"]).ok().stdout();
+        assert!(r.contains("1 cached"), "{r}");
+        assert_eq!(links().len(), 1);
+        let target = std::fs::read_link(&links()[0]).unwrap();
+        let target = target.to_str().unwrap();
+        assert!(e
+            .path(&format!("cache/records/{}/{target}.json", &target[..2]))
+            .is_file());
+    }
+    let g = e.run(&["gc", "--keep-last", "1"]).ok().stdout();
+    assert!(g.contains("removed 1 records and 1 objects"), "{g}");
+    let p = e.run(&["plan", "p.yaml"]).ok().stdout();
+    assert!(
+        p.lines().any(|l| l.starts_with("a ") && l.ends_with("hit")),
+        "{p}"
+    );
+    e.run(&["verify"]).ok();
+}
+
+#[test]
+fn a_printing_command_whose_reader_goes_away_ends_without_a_panic() {
+    use std::io::{BufRead, BufReader};
+    let e = Env::new();
+    // A graph far larger than a pipe's buffer: the writer is still writing when `head` is gone.
+    let xs: Vec<String> = (0..3000).map(|i| i.to_string()).collect();
+    e.write(
+        "p.yaml",
+        &format!(
+            "name: p\nmatrix:\n  x: [{}]\nstages:\n  a: {{kind: command, cmd: [sh, -c, 'echo ${{matrix.x}} > $CLLM4REC_OUT/x']}}\n",
+            xs.join(",")
+        ),
+    );
+    let mut child = e.spawn(&["graph", "p.yaml"]);
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("digraph"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn verify_lists_orphans_and_gc_clears_them() {
     let e = Env::new();
     e.write(
