@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use crate::cache::store::{latest_of, read_dir_sorted, remove_tree, Store};
+use crate::cache::store::{latest_name, latest_of, read_dir_sorted, remove_tree, Store};
 
 #[derive(Debug, Default)]
 pub struct GcReport {
@@ -22,8 +22,12 @@ pub fn gc(store: &Store, keep_last: Option<usize>) -> GcReport {
         for (path, lines) in store.all_indexes() {
             // The newest first: the key its `.latest` link names (the run that finished
             // last), then the history from its end.
-            let mut kept_here: Vec<String> =
-                latest_of(&path).filter(|_| n > 0).into_iter().collect();
+            let latest = latest_of(&path).filter(|_| n > 0);
+            let mut kept_here: Vec<String> = latest
+                .and_then(|l| lines.iter().rev().find(|x| latest_name(&x.key) == l))
+                .map(|x| x.key.clone())
+                .into_iter()
+                .collect();
             for l in lines.iter().rev() {
                 seen.insert(l.key.clone());
                 if kept_here.len() < n && !kept_here.contains(&l.key) {
