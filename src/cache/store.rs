@@ -4,7 +4,7 @@
 //! objects/ab/<tree hash>/{manifest.json, data/...}   immutable stage outputs
 //! records/ab/<key hash>.json                         one per key, written last
 //! index/<id>.jsonl                                   keys per (pipeline, stage, point), oldest first
-//! index/<id>.latest -> <key hash>                    a symbolic link: the latest of those keys
+//! index/<id>.latest -> <32 hex digits>              a symbolic link: the latest key's first digits
 //! locks/<key hash>.lock                              per-key flock
 //! logs/ab/<key hash>.log                             the last attempt's stdout and stderr
 //! tmp/<key>.<host>.<pid>.<nanos>/                    work folders, renamed into objects/
