@@ -16,16 +16,17 @@
 #
 # Run:   bash benches/baselines.sh
 # Env:   DATA (default ../shared/data/amazon2014/beauty), EPOCHS (default 6), PY (a python with
-#        torch; default /var/tmp/cllm4rec-torch-py/bin/python, as benches/pretrain.sh sets
-#        up), BIN (a binary instead of `cargo build --release`), CARGO_TARGET_DIR.
+#        torch, `pip install torch`; default /var/tmp/cllm4rec-torch-py/bin/python where it
+#        exists, as benches/gpu.sh, else python3), BIN (a binary instead of `cargo build
+#        --release`), CARGO_TARGET_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 DATA=$(cd "${DATA:-../shared/data/amazon2014/beauty}" && pwd)
 EPOCHS=${EPOCHS:-6}
-PY=${PY:-/var/tmp/cllm4rec-torch-py/bin/python}
+PY=${PY:-$([[ -x /var/tmp/cllm4rec-torch-py/bin/python ]] && echo /var/tmp/cllm4rec-torch-py/bin/python || echo python3)}
 (( EPOCHS >= 3 )) || { echo "error: EPOCHS must be at least 3" >&2; exit 2; }
-"$PY" -c "import torch" 2>/dev/null || { echo "error: $PY has no torch (set PY)" >&2; exit 2; }
+"$PY" -c "import torch" 2>/dev/null || { echo "error: $PY has no torch (pip install torch, or set PY)" >&2; exit 2; }
 if [[ -z ${BIN:-} ]]; then
     cargo build --release --locked --quiet
     BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/cllm4rec-pipe
