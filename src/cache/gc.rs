@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 use std::fs;
 
-use crate::cache::store::{latest_name, latest_of, read_dir_sorted, remove_tree, Store};
+use crate::cache::index::latest_name;
+use crate::cache::store::{read_dir_sorted, remove_tree, Store};
 
 #[derive(Debug, Default)]
 pub struct GcReport {
@@ -22,7 +23,11 @@ pub fn gc(store: &Store, keep_last: Option<usize>) -> GcReport {
         for (path, lines) in store.all_indexes() {
             // The newest first: the key its `.latest` link names (the run that finished
             // last), then the history from its end.
-            let latest = latest_of(&path).filter(|_| n > 0);
+            let id = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default();
+            let latest = store.latest(id).filter(|_| n > 0);
             let mut kept_here: Vec<String> = latest
                 .and_then(|l| lines.iter().rev().find(|x| latest_name(&x.key) == l))
                 .map(|x| x.key.clone())

@@ -1,7 +1,9 @@
 //! The content-addressed cache: keys, hashes, the store, locks, verify and gc.
 
+mod folder;
 pub mod gc;
 pub mod hash;
+pub mod index;
 pub mod key;
 pub mod lock;
 pub mod record;

@@ -1,4 +1,5 @@
-//! The on-disk store. Layout under the cache folder:
+//! The on-disk store (its index: `index.rs`; reads relative to held-open folders:
+//! `folder.rs`). Layout under the cache folder:
 //!
 //! ```text
 //! objects/ab/<tree hash>/{manifest.json, data/...}   immutable stage outputs
@@ -11,23 +12,21 @@
 //! statcache.json, gc.lock
 //! ```
 
-use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
+use crate::cache::folder::Folder;
 use crate::cache::hash::{self, HashError};
-use crate::cache::key::{write_sorted, CacheKey};
+use crate::cache::key::CacheKey;
 use crate::cache::record::{Hit, Manifest, Record, RECORD_FORMAT};
 use crate::pipeline::Point;
-use crate::util::{host_name, now_rfc3339, pid_alive, unix_nanos};
+use crate::util::{host_name, pid_alive, unix_nanos};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,45 +46,15 @@ fn ctx(context: impl Into<String>) -> impl FnOnce(io::Error) -> StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub root: PathBuf,
-    /// `records/`, `objects/` and `index/` held open, so that a cache lookup walks two or
-    /// three names from there instead of the whole path (a no-op rerun of 10^5 instances makes
-    /// 3 x 10^5 lookups). None where they cannot be opened: lookups then use the full paths.
-    dirs: Option<Arc<Dirs>>,
+    pub(super) dirs: Arc<Dirs>,
 }
 
+/// The folders a cache lookup reads, held open.
 #[derive(Debug)]
-struct Dirs {
-    records: OwnedFd,
-    objects: OwnedFd,
-    index: OwnedFd,
-}
-
-impl Dirs {
-    fn open(root: &Path) -> Option<Dirs> {
-        let dir = |sub: &str| -> Option<OwnedFd> {
-            let f = fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_DIRECTORY)
-                .open(root.join(sub))
-                .ok()?;
-            Some(f.into())
-        };
-        Some(Dirs {
-            records: dir("records")?,
-            objects: dir("objects")?,
-            index: dir("index")?,
-        })
-    }
-}
-
-/// A line of an index file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct IndexLine {
-    pub key: String,
-    pub time: String,
-    pub pipeline: String,
-    pub stage: String,
-    pub label: String,
+pub(super) struct Dirs {
+    pub records: Folder,
+    pub objects: Folder,
+    pub index: Folder,
 }
 
 /// What the runner knows about an instance when committing it.
@@ -118,7 +87,11 @@ impl Store {
 
     /// The store at `root`, an absolute path, as it is (nothing created).
     pub fn at(root: PathBuf) -> Store {
-        let dirs = Dirs::open(&root).map(Arc::new);
+        let dirs = Arc::new(Dirs {
+            records: Folder::open(root.join("records")),
+            objects: Folder::open(root.join("objects")),
+            index: Folder::open(root.join("index")),
+        });
         Store { root, dirs }
     }
 
@@ -163,11 +136,11 @@ impl Store {
 
     /// The record of `key` read as `T` (all of it, or the part a `T` holds).
     fn read_as<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let bytes = match &self.dirs {
-            Some(d) => read_noatime_at(d.records.as_fd(), &format!("{}/{key}.json", shard(key))),
-            None => read_noatime(&self.record_path(key)),
-        }
-        .ok()?;
+        let bytes = self
+            .dirs
+            .records
+            .read(&format!("{}/{key}.json", shard(key)))
+            .ok()?;
         match serde_json::from_slice(&bytes) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -194,14 +167,8 @@ impl Store {
     ) -> Option<T> {
         let r = self.read_as(key)?;
         let h = output(&r);
-        let manifest = match &self.dirs {
-            Some(d) => is_file_at(
-                d.objects.as_fd(),
-                &format!("{}/{h}/manifest.json", shard(h)),
-            ),
-            None => self.object_dir(h).join("manifest.json").is_file(),
-        };
-        manifest.then_some(r)
+        let manifest = format!("{}/{h}/manifest.json", shard(h));
+        self.dirs.objects.is_file(&manifest).then_some(r)
     }
 
     /// A fresh work folder for `key`; the stage writes into `<it>/obj/data`.
@@ -329,87 +296,6 @@ impl Store {
         Ok(())
     }
 
-    /// The name, in `index/`, of the history of (pipeline, stage, point), without extension.
-    fn index_id(pipeline: &str, stage: &str, point: &Point) -> String {
-        let mut id = format!("{pipeline}\0{stage}\0").into_bytes();
-        write_sorted(point.iter(), &mut id);
-        blake3::hash(&id).to_hex()[..32].to_owned()
-    }
-
-    fn index_path(&self, pipeline: &str, stage: &str, point: &Point) -> PathBuf {
-        let id = Store::index_id(pipeline, stage, point);
-        self.root.join("index").join(format!("{id}.jsonl"))
-    }
-
-    /// Note that `key` is now the latest of (pipeline, stage, point): one line appended to its
-    /// history (one `write` with O_APPEND, so concurrent runners do not interleave), then its
-    /// `.latest` link pointed at `key`.
-    fn append_index(&self, pipeline: &str, stage: &str, label: &str, point: &Point, key: &str) {
-        let line = IndexLine {
-            key: key.to_owned(),
-            time: now_rfc3339(),
-            pipeline: pipeline.into(),
-            stage: stage.into(),
-            label: label.into(),
-        };
-        let mut text = serde_json::to_string(&line).expect("plain data");
-        text.push('\n');
-        let path = self.index_path(pipeline, stage, point);
-        if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(&path) {
-            if f.write_all(text.as_bytes()).is_ok() {
-                set_latest(&path, key);
-            }
-        }
-    }
-
-    /// Note that `key` was used again (a cache hit): it becomes the latest of its (pipeline,
-    /// stage, point) unless it already is, so that `gc --keep-last` keeps what the last run
-    /// used. Best effort (a read-only cache stays as it is). The check is one `readlink` of the
-    /// `.latest` link: a no-op rerun of 10^5 instances does it 10^5 times (reading each history
-    /// instead cost 0.3 to 0.5 s more). A cache written before the links existed gets them here.
-    pub fn touch_index(&self, pipeline: &str, stage: &str, label: &str, point: &Point, key: &str) {
-        let id = Store::index_id(pipeline, stage, point);
-        let path = || self.root.join("index").join(format!("{id}.jsonl"));
-        let latest = match &self.dirs {
-            Some(d) => read_link_at(d.index.as_fd(), &format!("{id}.latest")),
-            None => latest_of(&path()),
-        };
-        match latest {
-            Some(l) if l == latest_name(key) => {}
-            Some(_) => self.append_index(pipeline, stage, label, point, key),
-            None => {
-                if read_index(&path()).last().is_some_and(|l| l.key == key) {
-                    set_latest(&path(), key);
-                } else {
-                    self.append_index(pipeline, stage, label, point, key);
-                }
-            }
-        }
-    }
-
-    /// Keys recorded for (pipeline, stage, point), oldest first.
-    pub fn history(&self, pipeline: &str, stage: &str, point: &Point) -> Vec<IndexLine> {
-        read_index(&self.index_path(pipeline, stage, point))
-    }
-
-    /// Every index file with its lines.
-    pub fn all_indexes(&self) -> Vec<(PathBuf, Vec<IndexLine>)> {
-        let Ok(rd) = fs::read_dir(self.root.join("index")) else {
-            return Vec::new();
-        };
-        let mut out: Vec<(PathBuf, Vec<IndexLine>)> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .map(|p| {
-                let lines = read_index(&p);
-                (p, lines)
-            })
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
-    }
-
     /// Every record file: (key hash, parsed record or None when unreadable).
     pub fn all_records(&self) -> Vec<(String, Option<Record>)> {
         let mut out = Vec::new();
@@ -444,142 +330,6 @@ impl Store {
         }
         out
     }
-}
-
-/// A file's bytes, read without updating its access time where the file system allows (the
-/// cache's owner may): with `relatime`, the first rerun after a run otherwise wrote an atime
-/// into every record and index file it read, 2.9 s against 1.9 s for 10^5 instances.
-///
-/// Its size is asked once and that many bytes are read: `read_to_end` also seeks (to learn the
-/// position) and reads once more to see the end, two system calls of the six per file that a
-/// rerun of 10^5 instances makes for 2 x 10^5 files. A file that grows meanwhile is read as it
-/// was when asked; one that shrinks, up to its end.
-fn read_noatime(path: &Path) -> io::Result<Vec<u8>> {
-    let f = match fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOATIME)
-        .open(path)
-    {
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => File::open(path)?,
-        other => other?,
-    };
-    read_whole(f)
-}
-
-/// [`read_noatime`] of `rel` under the folder `dir`.
-fn read_noatime_at(dir: BorrowedFd, rel: &str) -> io::Result<Vec<u8>> {
-    read_whole(File::from(open_at(dir, rel)?))
-}
-
-/// All of `f`, up to the size it has when asked.
-fn read_whole(mut f: File) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let size = f.metadata()?.len();
-    let mut out = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX)];
-    let mut at = 0;
-    while at < out.len() {
-        match f.read(&mut out[at..]) {
-            Ok(0) => break,
-            Ok(n) => at += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    out.truncate(at);
-    Ok(out)
-}
-
-/// What a `.latest` link holds of a key: its first 32 hex digits (128 bits). A target of up to
-/// 59 bytes fits in the link's inode on ext4, where the whole 64-digit key would take a 4 KiB
-/// block per link (400 MB for 10^5 instances).
-pub fn latest_name(key: &str) -> &str {
-    &key[..32.min(key.len())]
-}
-
-/// The `.latest` link of the history file `path`: the key the last run of its (pipeline, stage,
-/// point) used, as [`latest_name`] writes it. Where two runs of one point race, this link, not
-/// the history's last line, says which one finished last.
-pub fn latest_of(path: &Path) -> Option<String> {
-    let target = fs::read_link(path.with_extension("latest")).ok()?;
-    target.into_os_string().into_string().ok()
-}
-
-/// Point the `.latest` link of `history` at `key`: a new link renamed over the old one, so a
-/// reader sees the one or the other.
-fn set_latest(history: &Path, key: &str) {
-    let link = history.with_extension("latest");
-    let Some(name) = link.file_name().and_then(|n| n.to_str()) else {
-        return;
-    };
-    let tmp = link.with_file_name(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        unix_nanos()
-    ));
-    if std::os::unix::fs::symlink(latest_name(key), &tmp).is_ok()
-        && fs::rename(&tmp, &link).is_err()
-    {
-        let _ = fs::remove_file(&tmp);
-    }
-}
-
-/// `rel` under the folder `dir`, opened to read, with O_NOATIME where the process may use it.
-fn open_at(dir: BorrowedFd, rel: &str) -> io::Result<OwnedFd> {
-    let c = CString::new(rel).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC;
-    for extra in [libc::O_NOATIME, 0] {
-        // SAFETY: a NUL-terminated relative path and an open folder.
-        let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | extra) };
-        if fd >= 0 {
-            // SAFETY: a descriptor just opened, owned by no one else.
-            return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EPERM) || extra == 0 {
-            return Err(e);
-        }
-    }
-    unreachable!("the loop returns")
-}
-
-/// Whether `rel` under the folder `dir` is a regular file (following links).
-fn is_file_at(dir: BorrowedFd, rel: &str) -> bool {
-    let Ok(c) = CString::new(rel) else {
-        return false;
-    };
-    // SAFETY: a NUL-terminated relative path, an open folder and a zeroed out-struct.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut st, 0) == 0
-            && st.st_mode & libc::S_IFMT == libc::S_IFREG
-    }
-}
-
-/// The target of the symbolic link `rel` under the folder `dir`.
-fn read_link_at(dir: BorrowedFd, rel: &str) -> Option<String> {
-    let c = CString::new(rel).ok()?;
-    let mut buf = [0u8; 256];
-    // SAFETY: a NUL-terminated relative path, an open folder and a buffer of its length.
-    let n = unsafe {
-        libc::readlinkat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let n = usize::try_from(n).ok().filter(|&n| n < buf.len())?;
-    String::from_utf8(buf[..n].to_vec()).ok()
-}
-
-fn read_index(path: &Path) -> Vec<IndexLine> {
-    fs::read_to_string(path)
-        .map(|s| {
-            s.lines()
-                .filter_map(|l| serde_json::from_str(l).ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 pub fn read_dir_sorted(dir: &Path) -> Vec<PathBuf> {

@@ -39,6 +39,16 @@ fn status_and_show() {
     assert!(err.contains("did you mean `evaluate`?"), "{err}");
 }
 
+/// `plan p.yaml` reports stage `stage` as a cache hit.
+fn assert_plan_hit(e: &Env, stage: &str) {
+    let p = e.run(&["plan", "p.yaml"]).ok().stdout();
+    assert!(
+        p.lines()
+            .any(|l| l.starts_with(&format!("{stage} ")) && l.ends_with("hit")),
+        "{p}"
+    );
+}
+
 #[test]
 fn gc_removes_unreferenced_objects_and_old_records() {
     let e = Env::new();
@@ -56,11 +66,7 @@ fn gc_removes_unreferenced_objects_and_old_records() {
     assert!(g.contains("removed 2 records and 2 objects"), "{g}");
     assert_eq!(e.records("cache"), 1);
     // the last one is still a hit
-    let p = e.run(&["plan", "p.yaml"]).ok().stdout();
-    assert!(
-        p.lines().any(|l| l.starts_with("a ") && l.ends_with("hit")),
-        "{p}"
-    );
+    assert_plan_hit(&e, "a");
     e.run(&["verify"]).ok();
 }
 
@@ -112,11 +118,7 @@ fn a_cache_hit_becomes_the_latest_entry_that_gc_keeps() {
     }
     let g = e.run(&["gc", "--keep-last", "1"]).ok().stdout();
     assert!(g.contains("removed 1 records and 1 objects"), "{g}");
-    let p = e.run(&["plan", "p.yaml"]).ok().stdout();
-    assert!(
-        p.lines().any(|l| l.starts_with("a ") && l.ends_with("hit")),
-        "{p}"
-    );
+    assert_plan_hit(&e, "a");
     e.run(&["verify"]).ok();
 }
 
