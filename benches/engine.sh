@@ -14,7 +14,8 @@
 #      stages, prep -> train[x] -> eval[x] -> a gather over eval[*] (2 x POINTS + 2
 #      instances), for each POINTS of SCALE_POINTS, each into a fresh cache, with the
 #      runner's peak RSS, beside the same shell commands run alone (xargs -P, as many at a
-#      time as the runner's default -j). Goals: the first run's overhead per instance beyond
+#      time as the runner's default -j); the no-op rerun and `plan` the median of 3 runs each.
+#      Goals: the first run's overhead per instance beyond
 #      the programs' own time <= 5 ms, and not growing with the sweep; at 10^5 instances a
 #      no-op rerun and `plan` <= 2 s each and peak RSS < 1 GB.
 #      `bash benches/engine.sh scaling` runs only this part.
@@ -69,9 +70,18 @@ fi
 [[ -x $BIN ]] || { echo "error: no binary at $BIN" >&2; exit 1; }
 
 W=$(mktemp -d)
-trap 'rm -rf "$W"' EXIT
+# Folders of finished measurements are removed when the script ends, not between
+# measurements: on ext4 without a journal (this project's machines) the inode allocator skips
+# every inode deleted in the last five minutes, one lookup each, so removing the 10^5-instance
+# sweep (over a million files) made the file creations of the next measurements slower.
+LEFT=()
+SNAKE_ROOT=
+cleanup() { rm -rf "$W" ${SNAKE_ROOT:+"$SNAKE_ROOT"} ${LEFT[@]+"${LEFT[@]}"}; }
+trap cleanup EXIT
 cd "$W"
 export CLLM4REC_CACHE="$W/cache"
+
+median() { sort -n | awk '{a[NR]=$1} END {print NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # ---- scaling ------------------------------------------------------------------------------
 scaling() {
@@ -114,18 +124,22 @@ YAML
             mkdir floor
             s=$(date +%s%N); seq 1 "$inst" | xargs -P "$(nproc)" -I{} sh -c "echo {} > floor/{}"; e=$(date +%s%N)
             floor=$(( (e - s) / 1000000 ))
-            rm -rf floor
             sync; s=$(date +%s%N); /usr/bin/time -f %M -o rss "$BIN" run s.yaml > run.log 2>/dev/null; e=$(date +%s%N)
             grep -q "^$inst instances: $inst ran, 0 cached, 0 failed" run.log || { echo "error: the $inst-instance sweep did not run whole" >&2; exit 1; }
             first=$(( (e - s) / 1000000 ))
-            s=$(date +%s%N); "$BIN" run s.yaml > rerun.log 2>/dev/null; e=$(date +%s%N); rerun=$(( (e - s) / 1000000 ))
-            grep -q "^$inst instances: 0 ran, $inst cached" rerun.log || { echo "error: the rerun was not a no-op" >&2; exit 1; }
-            s=$(date +%s%N); "$BIN" plan s.yaml > /dev/null 2>&1; e=$(date +%s%N); plan=$(( (e - s) / 1000000 ))
+            # no-op reruns and plans: the median of 3 (one run of each varied by up to 30% here)
+            local -a reruns=() plans=()
+            for _ in 1 2 3; do
+                s=$(date +%s%N); "$BIN" run s.yaml > rerun.log 2>/dev/null; e=$(date +%s%N); reruns+=($(( (e - s) / 1000000 )))
+                grep -q "^$inst instances: 0 ran, $inst cached" rerun.log || { echo "error: the rerun was not a no-op" >&2; exit 1; }
+                s=$(date +%s%N); "$BIN" plan s.yaml > /dev/null 2>&1; e=$(date +%s%N); plans+=($(( (e - s) / 1000000 )))
+            done
+            rerun=$(printf '%s\n' "${reruns[@]}" | median); plan=$(printf '%s\n' "${plans[@]}" | median)
             rss=$(( $(cat rss) / 1024 ))
             awk -v i="$inst" -v f="$first" -v fl="$floor" -v r="$rerun" -v p="$plan" -v m="$rss" -v l="$load" 'BEGIN {
                 printf "%10d %10.2f s %11.2f ms %14.2f s %11.2f ms %12.3f s %8.3f s %8d MiB %10s\n", i, f / 1e3, f / i, fl / 1e3, (f - fl) / i, r / 1e3, p / 1e3, m, l }'
         )
-        rm -rf "$d"
+        LEFT+=("$d")
     done
 }
 if [[ ${1:-} == scaling ]]; then
@@ -162,7 +176,6 @@ timed() { # timed LOG CMD... -> wall ms; the command's stdout and stderr go to L
     e=$(date +%s%N)
     echo $(( (e - s) / 1000000 ))
 }
-median() { sort -n | awk '{a[NR]=$1} END {print NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 listing() { # listing FILE... -> "name<TAB>line" for each line of each file, sorted
     awk '{n = FILENAME; sub(".*/", "", n); print n "\t" $0}' "$@" | LC_ALL=C sort
 }
@@ -173,7 +186,6 @@ snakemake_side() {
     smk=$(snakemake_venv)
     if [[ -n ${SNAKE_DIR:-} ]]; then
         SNAKE_ROOT=$(mktemp -d -p "$SNAKE_DIR")
-        trap 'rm -rf "$W" "$SNAKE_ROOT"' EXIT
         root=$SNAKE_ROOT
     else
         root="$W/snakemake"; mkdir -p "$root"
@@ -308,7 +320,7 @@ YAML
                     printf "%7d | %s | %s | %s | %s | %7.2f %7.2f %7.2f | %s%s\n", j, a, b, c, e, sf / j, of / j, fl / j, l,
                         miss == "" ? "" : "   below 10x:" miss }'
         )
-        rm -rf "$d"
+        LEFT+=("$d")
     done
 }
 if [[ ${1:-} == snakemake ]]; then

@@ -10,6 +10,7 @@ pub mod record;
 pub mod statcache;
 pub mod store;
 pub mod verify;
+pub mod work;
 
 pub use key::{CacheKey, InputKey};
 pub use record::Record;

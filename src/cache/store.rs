@@ -8,7 +8,7 @@
 //! index/<id>.latest -> <32 hex digits>              a symbolic link: the latest key's first digits
 //! locks/<key hash>.lock                              per-key flock
 //! logs/ab/<key hash>.log                             the last attempt's stdout and stderr
-//! tmp/<key>.<host>.<pid>.<nanos>/                    work folders, renamed into objects/
+//! tmp/work<n>.<host>.<pid>.<nanos>/                 work folders (`work.rs`): obj/ renamed into objects/
 //! statcache.json, gc.lock
 //! ```
 
@@ -26,7 +26,7 @@ use crate::cache::hash::{self, HashError};
 use crate::cache::key::CacheKey;
 use crate::cache::record::{Hit, Manifest, Record, RECORD_FORMAT};
 use crate::pipeline::Point;
-use crate::util::{host_name, pid_alive, unix_nanos};
+use crate::util::{host_name, pid_alive};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -171,19 +171,6 @@ impl Store {
         self.dirs.objects.is_file(&manifest).then_some(r)
     }
 
-    /// A fresh work folder for `key`; the stage writes into `<it>/obj/data`.
-    pub fn new_tmp(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let dir = self.root.join("tmp").join(format!(
-            "{key}.{}.{}.{}",
-            host_name(),
-            std::process::id(),
-            unix_nanos()
-        ));
-        fs::create_dir_all(dir.join("obj").join("data"))
-            .map_err(ctx("cannot create a work folder"))?;
-        Ok(dir)
-    }
-
     /// Remove work folders left by dead processes of this host.
     pub fn clean_stale_tmp(&self) {
         let Ok(rd) = fs::read_dir(self.root.join("tmp")) else {
@@ -192,7 +179,7 @@ impl Store {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let parts: Vec<&str> = name.rsplitn(3, '.').collect();
-            // name = key.host.pid.nanos -> rsplitn gives [nanos, pid, key.host]
+            // name = work<n>.host.pid.nanos -> rsplitn gives [nanos, pid, work<n>.host]
             if parts.len() == 3 {
                 let host_ok = parts[2].ends_with(&format!(".{}", host_name()));
                 if let Ok(pid) = parts[1].parse::<u32>() {
@@ -204,10 +191,10 @@ impl Store {
         }
     }
 
-    /// Hash the work folder's output, move it into `objects/` (unless identical content is
-    /// already there), then write the record. Returns the record.
-    pub fn commit(&self, tmp: &Path, meta: CommitMeta) -> Result<Record, StoreError> {
-        let obj = tmp.join("obj");
+    /// Hash the output `obj/data/` of a work folder, move `obj/` into `objects/` (unless
+    /// identical content is already there: then it stays where it is), then write the record.
+    /// Returns the record.
+    pub fn commit(&self, obj: &Path, meta: CommitMeta) -> Result<Record, StoreError> {
         let data = obj.join("data");
         let (hash, files) = hash::hash_dir(&data)?;
         let metrics = match fs::read(data.join("metrics.json")) {
@@ -232,10 +219,10 @@ impl Store {
                 &serde_json::to_vec_pretty(&manifest).expect("plain data"),
             )?;
             sync_tree(&data)?;
-            seal(&obj);
+            seal(obj);
             let parent = dest.parent().expect("sharded");
             fs::create_dir_all(parent).map_err(ctx("cannot create an object folder"))?;
-            if let Err(e) = fs::rename(&obj, &dest) {
+            if let Err(e) = fs::rename(obj, &dest) {
                 // Another process may have committed the same content just now.
                 if !dest.join("manifest.json").is_file() {
                     return Err(StoreError::Io {
@@ -277,7 +264,6 @@ impl Store {
             meta.point,
             meta.key_hash,
         );
-        remove_tree(tmp);
         Ok(record)
     }
 

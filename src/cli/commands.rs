@@ -46,7 +46,10 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
             no_job_arrays,
             progress,
         } => {
-            let pl = load(p, &kinds)?;
+            // The pipeline and the run's summary are left to the process's end, not freed one
+            // allocation at a time: a sweep of 10^5 instances spent 0.1 s of its no-op rerun
+            // freeing them.
+            let pl = std::mem::ManuallyDrop::new(load(p, &kinds)?);
             for f in force {
                 if pl.stage_index(f).is_none() {
                     let names: Vec<&str> = pl.stages.iter().map(|s| s.name.as_str()).collect();
@@ -81,7 +84,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 ProgressFormat::Json => Mode::JsonStdout,
             };
             let reporter = Reporter::new(mode, pl.instances.len());
-            let summary = scheduler::run(&pl, &store, &opts, &reporter)?;
+            let summary =
+                std::mem::ManuallyDrop::new(scheduler::run(&pl, &store, &opts, &reporter)?);
             if mode == Mode::JsonStdout {
                 reporter.json("finished", None, tables::run_json(&pl, &summary));
             } else {
@@ -89,14 +93,14 @@ pub fn dispatch(cli: &Cli) -> Result<i32, CliError> {
                 print!("{}", tables::metrics_table(&pl, &summary.records));
                 print!("{}", table_cmd::after_run(&pl, &store, &summary.records));
             }
-            if let Some(err) = summary.error {
+            if let Some(err) = &summary.error {
                 let failed = summary
                     .status
                     .iter()
                     .filter(|s| matches!(s, Status::Failed(_)))
                     .count();
                 eprintln!("error: {err}");
-                if let ExecError::Stage { log, .. } = &err {
+                if let ExecError::Stage { log, .. } = err {
                     eprint!("{}", tables::log_tail(log, 20));
                 }
                 if failed > 1 {

@@ -24,20 +24,31 @@ fn render(rows: &[Vec<String>]) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let mut out = String::new();
+    // Written in place (a sweep's run table has a row per instance: 10^5 at times).
+    let line: usize = widths.iter().sum::<usize>() + 2 * cols + 1;
+    let mut out = String::with_capacity(rows.len() * line);
     for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
-            .collect();
-        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        let start = out.len();
+        for (c, s) in r.iter().enumerate() {
+            if c > 0 {
+                out.push_str("  ");
+            }
+            out.push_str(s);
+            let pad = widths[c].saturating_sub(s.chars().count());
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
+        out.push('\n');
     }
     out
 }
 
 fn short(h: &str) -> String {
-    h.chars().take(12).collect()
+    match h.get(..12) {
+        Some(s) => s.to_owned(),
+        None => h.chars().take(12).collect(),
+    }
 }
 
 pub fn run_table(p: &Pipeline, s: &Summary) -> String {

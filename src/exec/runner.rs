@@ -10,13 +10,23 @@ use std::time::SystemTime;
 use crate::cache::key::CacheKey;
 use crate::cache::lock::KeyLock;
 use crate::cache::record::Record;
-use crate::cache::store::{remove_tree, CommitMeta, Store, StoreError};
+use crate::cache::store::{CommitMeta, Store, StoreError};
+use crate::cache::work::{Work, WorkFolders};
 use crate::exec::panics;
 use crate::exec::progress::Reporter;
 use crate::exec::{ExecError, CANCEL};
 use crate::kinds::{Progress, StageContext, StageError};
 use crate::pipeline::model::point_label;
 use crate::pipeline::Pipeline;
+
+/// What a worker (a local thread, or the Slurm executor for its jobs) tells the scheduler.
+pub enum Event {
+    /// The stage of instance `i` has succeeded; its commit (hashing, fsyncs) goes on. Its
+    /// cpus are free for the next instance: the commit's waits on the disk overlap with it.
+    Ran(usize),
+    /// Instance `i` is over: committed, or failed. (Since, outcome.)
+    Done(usize, std::time::Instant, Result<Outcome, ExecError>),
+}
 
 pub struct Outcome {
     pub record: Record,
@@ -33,6 +43,7 @@ pub struct RunEnv<'a> {
     pub pipeline: &'a Pipeline,
     pub store: &'a Store,
     pub reporter: &'a Reporter,
+    pub work: &'a WorkFolders,
 }
 
 /// The output hash of each instance that instance `i` reads: all of the run's state that its
@@ -56,7 +67,8 @@ pub fn upstream(p: &Pipeline, i: usize, outputs: &[Option<String>]) -> Upstream 
 }
 
 /// Compute instance `i` under its key's lock (unless a complete entry appears meanwhile and
-/// `force` is off). `outputs` holds the output hash of each of its inputs.
+/// `force` is off). `outputs` holds the output hash of each of its inputs; `ran` is called
+/// when the stage itself has succeeded, before its output is committed.
 pub fn compute(
     env: &RunEnv,
     i: usize,
@@ -64,11 +76,13 @@ pub fn compute(
     outputs: &Upstream,
     force: bool,
     git_commit: Option<String>,
+    ran: &dyn Fn(),
 ) -> Result<Outcome, ExecError> {
     let RunEnv {
         pipeline: p,
         store,
         reporter,
+        work,
     } = *env;
     let inst = &p.instances[i];
     let key_hash = key.hash();
@@ -88,13 +102,16 @@ pub fn compute(
         }
     }
     reporter.started(&inst.label);
-    let tmp = store.new_tmp(&key_hash)?;
+    let folder = work.take()?;
     let started = SystemTime::now();
     let progress = |event: Progress| reporter.stage_progress(&inst.label, event);
     // A panic in the stage (caught in `run_in`, with its log) or in the commit fails the
-    // instance like any other error: its work folder is removed below.
+    // instance like any other error: its work folder is cleared below.
     let result = panics::contain(|| {
-        run_in(p, i, &tmp, &key_hash, outputs, store, &progress)?;
+        run_in(p, i, &folder, &key_hash, outputs, store, &progress)?;
+        // (A failed stage keeps its cpus until its failure is reported, so that without
+        // `--keep-going` nothing starts after it.)
+        ran();
         let meta = CommitMeta {
             key,
             key_hash: &key_hash,
@@ -107,8 +124,8 @@ pub fn compute(
         };
         // What the stage left is refused (a symlink, a bad metrics.json) or cannot be stored
         // (a full disk): the instance fails, named, with its log.
-        store.commit(&tmp, meta).map_err(|e| {
-            let out = format!("{}/", tmp.join("obj").join("data").display());
+        store.commit(&folder.obj(), meta).map_err(|e| {
+            let out = format!("{}/", folder.out().display());
             ExecError::Stage {
                 label: inst.label.clone(),
                 message: format!(
@@ -126,32 +143,27 @@ pub fn compute(
             log: store.log_path(&key_hash),
         })
     });
-    match result {
-        Ok(record) => {
-            tracing::debug!(instance = %inst.label, output = %record.output, "committed");
-            Ok(Outcome { record, ran: true })
-        }
-        Err(e) => {
-            // A stage that failed on a full cache disk may not even have its log to say so.
-            let e = match e {
-                ExecError::Stage {
-                    label,
-                    message,
-                    log,
-                } if store.is_full() => ExecError::Stage {
-                    label,
-                    message: format!(
-                        "{message}; the cache's file system is full (`{}`)",
-                        store.root.display()
-                    ),
-                    log,
-                },
-                e => e,
-            };
-            remove_tree(&tmp);
-            Err(e)
-        }
-    }
+    // A stage that failed on a full cache disk may not even have its log to say so (asked
+    // before its work folder is cleared, which frees the space).
+    let result = result.map_err(|e| match e {
+        ExecError::Stage {
+            label,
+            message,
+            log,
+        } if store.is_full() => ExecError::Stage {
+            label,
+            message: format!(
+                "{message}; the cache's file system is full (`{}`)",
+                store.root.display()
+            ),
+            log,
+        },
+        e => e,
+    });
+    work.give_back(folder);
+    let record = result?;
+    tracing::debug!(instance = %inst.label, output = %record.output, "committed");
+    Ok(Outcome { record, ran: true })
 }
 
 /// The name of instance `j`'s folder inside a gathered input: its matrix point (`_` for none).
@@ -185,7 +197,7 @@ pub(crate) fn write_params_file(
 fn run_in(
     p: &Pipeline,
     i: usize,
-    tmp: &std::path::Path,
+    work: &Work,
     key_hash: &str,
     outputs: &Upstream,
     store: &Store,
@@ -202,7 +214,7 @@ fn run_in(
             )
         };
         if input.gather {
-            let dir = tmp.join("in").join(&input.stage);
+            let dir = work.inputs().join(&input.stage);
             fs::create_dir_all(&dir).map_err(io(format!("cannot create `{}`", dir.display())))?;
             for &j in &input.instances {
                 std::os::unix::fs::symlink(data(j), dir.join(gathered_name(p, j)))
@@ -213,7 +225,7 @@ fn run_in(
             inputs.insert(input.stage.clone(), data(input.instances[0]));
         }
     }
-    let params_file = tmp.join("params.json");
+    let params_file = work.params_file();
     write_params_file(inst, &params_file).map_err(io("cannot write params.json".into()))?;
     let log_path = store.log_path(key_hash);
     if let Some(parent) = log_path.parent() {
@@ -221,7 +233,7 @@ fn run_in(
     }
     let log = fs::File::create(&log_path)
         .map_err(io(format!("cannot create `{}`", log_path.display())))?;
-    let out = tmp.join("obj").join("data");
+    let out = work.out();
     let ctx = StageContext {
         instance: inst,
         workdir: &p.dir,

@@ -17,10 +17,11 @@ use crate::cache::record::Hit;
 use crate::cache::statcache::StatCache;
 use crate::cache::store::Store;
 use crate::cache::verify;
+use crate::cache::work::WorkFolders;
 use crate::exec::keys::instance_key;
 use crate::exec::panics;
 use crate::exec::progress::Reporter;
-use crate::exec::runner::{compute, upstream, Outcome, RunEnv};
+use crate::exec::runner::{compute, upstream, Event, RunEnv};
 use crate::exec::slurm::executor::{self as slurm_executor, Request};
 use crate::exec::slurm::SlurmOptions;
 use crate::exec::{ExecError, CANCEL};
@@ -105,14 +106,16 @@ pub fn run(
     };
 
     let mut dag = Dag::new(p);
+    let work = WorkFolders::new(store);
     let env = RunEnv {
         pipeline: p,
         store,
         reporter,
+        work: &work,
     };
     let env = &env;
     let result = std::thread::scope(|scope| -> Result<(), ExecError> {
-        let (tx, rx) = mpsc::channel::<(usize, Instant, Result<Outcome, ExecError>)>();
+        let (tx, rx) = mpsc::channel::<Event>();
         // With Slurm, the misses that are ready together go to the executor as one batch.
         let submit = match slurm {
             Some(o) => Some(slurm_executor::start(scope, env, o, tx.clone())?),
@@ -122,8 +125,11 @@ pub fn run(
         // rather than waiting forever.
         let tx = submit.is_none().then_some(tx);
         let mut batch: Vec<Request> = Vec::new();
+        // Cpus held by running stages, and the instances started and not yet over (their
+        // commits included). `holds[i]`: instance i's stage still holds its cpus.
         let mut used = 0usize;
         let mut running = 0usize;
+        let mut holds = vec![false; n];
         let mut stop = false;
         // Instances whose inputs are all done, to be checked against the cache (in index
         // order), and the misses among them waiting for cpus, by cost, in index order, with
@@ -199,6 +205,7 @@ pub fn run(
                 }
                 used += c;
                 running += 1;
+                holds[i] = true;
                 state[i] = State::Running;
                 if submit.is_some() {
                     batch.push(Request {
@@ -215,7 +222,10 @@ pub fn run(
                     let t0 = Instant::now();
                     // `compute` contains a stage's panics; this catches any other, so that
                     // every worker reports back and the loop below cannot wait forever.
-                    let r = panics::contain(|| compute(env, i, &key, &ups, forced, gc))
+                    let ran = || {
+                        let _ = tx.send(Event::Ran(i));
+                    };
+                    let r = panics::contain(|| compute(env, i, &key, &ups, forced, gc, &ran))
                         .unwrap_or_else(|panic| {
                             Err(ExecError::Stage {
                                 label: p.instances[i].label.clone(),
@@ -223,7 +233,7 @@ pub fn run(
                                 log: store.log_path(&key.hash()),
                             })
                         });
-                    let _ = tx.send((i, t0, r));
+                    let _ = tx.send(Event::Done(i, t0, r));
                 });
             }
             if let (Some(s), false) = (&submit, batch.is_empty()) {
@@ -234,7 +244,13 @@ pub fn run(
                 break;
             }
             let (i, t0, r) = match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(done) => done,
+                Ok(Event::Ran(i)) => {
+                    if std::mem::take(&mut holds[i]) {
+                        used -= cost(i);
+                    }
+                    continue;
+                }
+                Ok(Event::Done(i, t0, r)) => (i, t0, r),
                 Err(mpsc::RecvTimeoutError::Timeout) => continue,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(ExecError::Slurm(format!(
@@ -243,7 +259,9 @@ pub fn run(
                 }
             };
             running -= 1;
-            used -= cost(i);
+            if std::mem::take(&mut holds[i]) {
+                used -= cost(i);
+            }
             let label = &p.instances[i].label;
             match r {
                 Ok(out) => {

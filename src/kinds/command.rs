@@ -98,7 +98,8 @@ impl StageKind for Command {
                 .try_clone()
                 .map_err(|e| StageError::Failed(format!("cannot open the log for {what}: {e}")))
         };
-        // A scratch folder beside the output, in the work folder: `$TMPDIR`, removed with it.
+        // A scratch folder beside the output, in the work folder: `$TMPDIR`, emptied after the
+        // stage (src/cache/work.rs).
         let work = ctx.out.parent().and_then(|o| o.parent()).unwrap_or(ctx.out);
         let scratch = work.join("scratch");
         std::fs::create_dir_all(&scratch).map_err(|e| {

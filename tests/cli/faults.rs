@@ -216,7 +216,9 @@ fn run_within(e: &Env, args: &[&str], secs: u64) -> Run {
 
 /// A `command` stage that writes the tables of an `ingest` output whose training row names
 /// user 5 of a single user: the `tokenize` that reads it indexes past its per-user table and
-/// panics (a real panic path: tokenize trusts its input). `other` is independent of both.
+/// panics (a real panic path: tokenize trusts its input). `other` is independent of `tok`;
+/// it needs `tables` so that with `-j 1` it is ready when `tok` is, not before (a stage's cpus
+/// are free once its program is over, while its commit goes on), and `tok` goes first.
 /// Should tokenize learn to refuse such a table, this needs another way to panic; the
 /// scheduler's unit test (a kind that panics) does not depend on one.
 const PANICKING_TOKENIZE: &str = r#"name: p
@@ -233,6 +235,7 @@ stages:
     cmd: [sh, -c, 'echo after > $CLLM4REC_OUT/a']
   other:
     kind: command
+    needs: [tables]
     cmd: [sh, -c, 'sleep 0.3; echo other > $CLLM4REC_OUT/o']
 "#;
 

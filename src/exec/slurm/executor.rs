@@ -12,7 +12,7 @@ use std::thread::Scope;
 use std::time::{Duration, Instant};
 
 use crate::cache::key::CacheKey;
-use crate::exec::runner::{Outcome, RunEnv};
+use crate::exec::runner::{Event, Outcome, RunEnv};
 use crate::exec::slurm::journal::{Entry, Journal};
 use crate::exec::slurm::poll::{self, Backoff, Ended};
 use crate::exec::slurm::sbatch::{
@@ -28,9 +28,6 @@ pub struct Request {
     pub key: CacheKey,
     pub force: bool,
 }
-
-/// What the scheduler receives when an instance is over (as from a local worker thread).
-pub type Done = (usize, Instant, Result<Outcome, ExecError>);
 
 /// First and longest wait between two polls.
 const POLL_MIN: Duration = Duration::from_millis(500);
@@ -63,7 +60,7 @@ struct Executor<'a> {
     opts: &'a SlurmOptions,
     journal: Journal,
     jobs: Vec<Job>,
-    done: Sender<Done>,
+    done: Sender<Event>,
     backoff: Backoff,
     cancelled: bool,
     poll_failing_since: Option<Instant>,
@@ -76,7 +73,7 @@ pub fn start<'scope>(
     scope: &'scope Scope<'scope, '_>,
     env: &'scope RunEnv<'scope>,
     opts: &'scope SlurmOptions,
-    done: Sender<Done>,
+    done: Sender<Event>,
 ) -> Result<Sender<Vec<Request>>, ExecError> {
     let dir = slurm_dir(&env.store.root);
     let journal = Journal::open(&dir)
@@ -110,7 +107,7 @@ impl Executor<'_> {
     }
 
     fn send(&self, index: usize, since: Instant, r: Result<Outcome, ExecError>) {
-        let _ = self.done.send((index, since, r));
+        let _ = self.done.send(Event::Done(index, since, r));
     }
 
     fn serve(mut self, rx: Receiver<Vec<Request>>) {

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use crate::cache::lock::StoreLock;
 use crate::cache::statcache::StatCache;
 use crate::cache::store::{Store, StoreError};
+use crate::cache::work::WorkFolders;
 use crate::exec::keys::instance_key;
 use crate::exec::progress::Reporter;
 use crate::exec::runner::{compute, Outcome, RunEnv};
@@ -64,10 +65,12 @@ pub fn exec_stage(
              the pipeline, a dep or an input changed since the job was submitted"
         )));
     }
+    let work = WorkFolders::new(store);
     let env = RunEnv {
         pipeline: p,
         store,
         reporter,
+        work: &work,
     };
     compute(
         &env,
@@ -76,6 +79,7 @@ pub fn exec_stage(
         &crate::exec::runner::upstream(p, i, &outputs),
         force,
         crate::util::git_commit(&p.dir),
+        &|| {},
     )
 }
 
