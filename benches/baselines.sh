@@ -16,7 +16,8 @@
 # fast; the trainers issue's goal, against the faster PyTorch), and each process's peak RSS.
 #
 # Run:   bash benches/baselines.sh
-# Env:   DATA (default ../shared/data/amazon2014/beauty), EPOCHS (default 6), LG_EPOCHS (LightGCN's; default 4), PY (a python with
+# Env:   DATA (default ../shared/data/amazon2014/beauty), EPOCHS (default 6), LG_EPOCHS (LightGCN's; default 4),
+#        MODELS (default "multivae lightgcn": which to measure), PY (a python with
 #        torch, `pip install torch`; default /var/tmp/cllm4rec-torch-py/bin/python where it
 #        exists, as benches/gpu.sh, else python3), BIN (a binary instead of `cargo build
 #        --release`), CARGO_TARGET_DIR.
@@ -27,6 +28,8 @@ DATA=$(cd "${DATA:-../shared/data/amazon2014/beauty}" && pwd)
 EPOCHS=${EPOCHS:-6}
 PY=${PY:-$([[ -x /var/tmp/cllm4rec-torch-py/bin/python ]] && echo /var/tmp/cllm4rec-torch-py/bin/python || echo python3)}
 LG_EPOCHS=${LG_EPOCHS:-4}
+MODELS=${MODELS:-multivae lightgcn}
+has() { [[ " $MODELS " == *" $1 "* ]]; }
 (( EPOCHS >= 3 && LG_EPOCHS >= 3 )) || { echo "error: EPOCHS and LG_EPOCHS must be at least 3" >&2; exit 2; }
 "$PY" -c "import torch" 2>/dev/null || { echo "error: $PY has no torch (pip install torch, or set PY)" >&2; exit 2; }
 if [[ -z ${BIN:-} ]]; then
@@ -69,15 +72,23 @@ torch_run() { # NAME SCRIPT ARGS...: PyTorch's per-epoch JSON into $W/NAME.json,
     echo $(( $(cat "$W/rss.$name") / 1024 )) > "$W/rss.$name"
 }
 echo "== ID baselines: ours (2 and N epochs, one stage at a time) against PyTorch, Beauty's training split ($DATA)"
-read -r mv2 _ < <(duration multivae 2)
-read -r mvn mv_rss < <(duration multivae "$EPOCHS")
-read -r lg2 _ < <(duration lightgcn 2)
-read -r lgn lg_rss < <(duration lightgcn "$LG_EPOCHS")
-ingest_dir=$("$BIN" show "$W/multivae.yaml" ingest 2>/dev/null | awk '/^output:/ {print $2}')
-torch_run mv-dense multivae_torch.py --epochs "$EPOCHS"
-torch_run mv-sparse multivae_torch.py --epochs "$EPOCHS" --sparse-input
-torch_run lg lightgcn_torch.py --epochs "$LG_EPOCHS" --batch-size 8192 --lr 0.005
-"$PY" - "$W" "$EPOCHS" "$mv2" "$mvn" "$mv_rss" "$LG_EPOCHS" "$lg2" "$lgn" "$lg_rss" <<'PY'
+mv2=0 mvn=0 mv_rss=0 lg2=0 lgn=0 lg_rss=0
+if has multivae; then
+    read -r mv2 _ < <(duration multivae 2)
+    read -r mvn mv_rss < <(duration multivae "$EPOCHS")
+fi
+if has lightgcn; then
+    read -r lg2 _ < <(duration lightgcn 2)
+    read -r lgn lg_rss < <(duration lightgcn "$LG_EPOCHS")
+fi
+first=${MODELS%% *}
+ingest_dir=$("$BIN" show "$W/$first.yaml" ingest 2>/dev/null | awk '/^output:/ {print $2}')
+if has multivae; then
+    torch_run mv-dense multivae_torch.py --epochs "$EPOCHS"
+    torch_run mv-sparse multivae_torch.py --epochs "$EPOCHS" --sparse-input
+fi
+has lightgcn && torch_run lg lightgcn_torch.py --epochs "$LG_EPOCHS" --batch-size 8192 --lr 0.005
+"$PY" - "$W" "$EPOCHS" "$mv2" "$mvn" "$mv_rss" "$LG_EPOCHS" "$lg2" "$lgn" "$lg_rss" "$MODELS" <<'PY'
 import json, statistics, sys
 w = sys.argv[1]
 def report(title, n, d2, dn, rss_ours, runs):
@@ -97,6 +108,9 @@ def report(title, n, d2, dn, rss_ours, runs):
               f"ratio PyTorch / ours {e / ours:.2f}; peak RSS {rss} MiB, ours / PyTorch {rss_ours / rss:.2f}")
     print(f"  ratio against the faster PyTorch, per epoch and per update: {best / ours:.2f} (goal >= 1)")
 a = sys.argv
-report("multivae", a[2], a[3], a[4], a[5], [(", dense input", "mv-dense"), (", sparse input", "mv-sparse")])
-report("lightgcn", a[6], a[7], a[8], a[9], [("", "lg")])
+models = a[10].split()
+if "multivae" in models:
+    report("multivae", a[2], a[3], a[4], a[5], [(", dense input", "mv-dense"), (", sparse input", "mv-sparse")])
+if "lightgcn" in models:
+    report("lightgcn", a[6], a[7], a[8], a[9], [("", "lg")])
 PY

@@ -91,7 +91,8 @@ pub enum Command {
         #[command(flatten)]
         p: PipelineArgs,
         /// Stage instances to run at once (default: the number of cores; with
-        /// `--executor slurm`, no limit on the jobs in the queue).
+        /// `--executor slurm`, no limit on the jobs in the queue). A stage's cpus are free once
+        /// its program has succeeded: its commit (hashing, fsyncs) overlaps the next stage.
         #[arg(short, long)]
         jobs: Option<usize>,
         /// Recompute every instance of this stage even when cached (repeatable).

@@ -20,6 +20,8 @@ use crate::pipeline::model::point_label;
 use crate::pipeline::Pipeline;
 
 /// What a worker (a local thread, or the Slurm executor for its jobs) tells the scheduler.
+// Two messages per instance at most, each moved once through a channel: not worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// The stage of instance `i` has succeeded; its commit (hashing, fsyncs) goes on. Its
     /// cpus are free for the next instance: the commit's waits on the disk overlap with it.

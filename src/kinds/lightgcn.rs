@@ -3,7 +3,6 @@
 
 use std::io::Write;
 
-use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
@@ -14,7 +13,7 @@ use crate::kinds::{
     defaults, resolve, Needs, ParamError, Params, StageContext, StageError, StageKind, TypedParams,
 };
 use crate::model::backend::train_device;
-use crate::model::baselines::lightgcn::{Graph, GraphTensors, LightGcn};
+use crate::model::baselines::lightgcn::{Graph, LightGcn};
 use crate::model::baselines::scorer::{BaselineInfo, Embeddings, LightGcnScorer};
 use crate::model::baselines::{train_lists, validate};
 use crate::model::cllm4rec::{checkpoint, files::write_json};
@@ -80,7 +79,9 @@ impl StageKind for LightGcnKind {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: propagation by a CSR product (src/model/baselines/lightgcn.rs), whose sums run in
+        // another order than the scatter-add of version 1: the last bits of results differ
+        2
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -109,7 +110,6 @@ impl StageKind for LightGcnKind {
         crate::model::backend::check_available().map_err(StageError::Failed)?;
         let device = train_device();
         let graph = Graph::new(&lists, items);
-        let g = GraphTensors::new(&graph, &device);
         let mut model = LightGcn::new(users, items, p.dim, p.init_std, seed, &device);
         let mut optim = AdamConfig::new().with_epsilon(1e-8).init();
         let mut rng = Rng::new(seed);
@@ -122,11 +122,7 @@ impl StageKind for LightGcnKind {
         let mut history = Vec::new();
         let mut best: Option<(f64, usize, Embeddings, Vec<u8>)> = None;
         let n_batches = pairs.len().div_ceil(p.batch_size);
-        let final_of = |m: &LightGcn| {
-            let m = m.valid();
-            let g = GraphTensors::new(&graph, &m.ego.val().device());
-            Embeddings::from_nodes(m.embeddings(&g, p.layers), users)
-        };
+        let final_of = |m: &LightGcn| Embeddings::from_nodes(m.embeddings(&graph, p.layers), users);
         for e in 1..=p.epochs {
             rng.shuffle(&mut pairs);
             let (mut bpr_sum, mut reg_sum, mut n) = (0.0, 0.0, 0usize);
@@ -138,15 +134,16 @@ impl StageKind for LightGcnKind {
                     .iter()
                     .map(|&(u, i)| (u, i, negative(&split.train[u as usize], items, &mut rng)))
                     .collect();
-                let loss = model.bpr_loss(&g, p.layers, &triples, p.l2);
-                let value = loss.bpr + p.l2 * loss.reg;
+                let loss = model.bpr_loss(&graph, p.layers, &triples, p.l2);
+                let value = loss.value;
                 if !value.is_finite() {
                     return Err(fail(format!(
                         "non-finite loss ({value}) in lightgcn epoch {e}, batch {}",
                         k + 1
                     )));
                 }
-                let grads = GradientsParams::from_grads(loss.value.backward(), &model);
+                let mut grads = GradientsParams::new();
+                grads.register(model.ego.id, loss.grad);
                 model = optim.step(p.lr, model, grads);
                 bpr_sum += loss.bpr * chunk.len() as f64;
                 reg_sum += loss.reg * chunk.len() as f64;

@@ -5,7 +5,7 @@
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::lightgcn::{Graph, GraphTensors, LightGcn};
+use super::lightgcn::{Graph, LightGcn};
 use super::multivae::{MultiVae, SparseRows};
 use crate::data::rng::Rng;
 use crate::model::backend::train_device;
@@ -126,7 +126,7 @@ fn multivae_init_is_deterministic_from_the_seed() {
 fn lightgcn_propagation_loss_and_gradient_match_numpy() {
     let d = train_device();
     let train = vec![vec![0u32, 1], vec![1, 2, 3], vec![0]];
-    let g = GraphTensors::new(&Graph::new(&train, 4), &d);
+    let g = Graph::new(&train, 4);
     let m = LightGcn {
         ego: p2(7, 2, 0.9, &d),
     };
@@ -144,25 +144,22 @@ fn lightgcn_propagation_loss_and_gradient_match_numpy() {
         "reg {}",
         loss.reg
     );
-    assert_close(
-        &values(loss.value.clone()),
-        &[0.7180561528183248],
-        1e-5,
-        "loss",
+    assert!(
+        (loss.value - 0.7180561528183248).abs() < 1e-5,
+        "loss {}",
+        loss.value
     );
-    let grads = loss.value.backward();
     #[rustfmt::skip]
     let ego = [-0.00615856476926524, 0.005296155125567026, 0.04412606319226242, 0.027623731690962217, -0.017162119059221936, -0.007322563055911502, -0.03186293540125007, -0.027691931137052705, -0.013178137137082047, -0.017117606720962186, 0.001874328636741751, -0.00734680782876751, -0.004420953048089871, -0.007438714755281239];
-    let got = values(m.ego.val().grad(&grads).expect("a gradient"));
-    assert_close(&got, &ego, 1e-4, "d loss / d ego");
+    assert_close(&values(loss.grad), &ego, 1e-4, "d loss / d ego");
 }
 
 #[test]
 fn lightgcn_graph_has_both_directions_and_inverse_square_root_degrees() {
     // user 0 has items 0 and 1, user 1 item 0: nodes are users 0, 1 and items 2, 3
     let g = Graph::new(&[vec![0, 1], vec![0]], 3);
-    assert_eq!(g.src, vec![0, 2, 0, 3, 1, 2]);
-    assert_eq!(g.dst, vec![2, 0, 3, 0, 2, 1]);
+    assert_eq!(g.offsets, vec![0, 2, 3, 5, 6, 6]);
+    assert_eq!(g.neighbours, vec![2, 3, 2, 0, 1, 0]);
     let r = 1.0 / 2f32.sqrt();
     assert_eq!(g.norm, vec![r, 1.0, r, 1.0, 0.0], "item 2 has no edges");
 }
