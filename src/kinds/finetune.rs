@@ -20,6 +20,7 @@ use crate::kinds::{
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::Seq;
 use crate::model::cllm4rec::files::{self, ModelInfo};
+use crate::model::cllm4rec::loss::{Reg, RegScale};
 use crate::model::cllm4rec::scorer::Cllm4RecScorer;
 use crate::model::fused::{Engine, Objective};
 use crate::model::trainer::Trainer;
@@ -40,6 +41,8 @@ pub struct FinetuneParams {
     pub mask_ratio: f64,
     pub targets: Targets,
     pub lambda_c: f64,
+    /// How lambda_c weighs the regularizer against the likelihood (docs/fidelity.md, 6).
+    pub reg_scale: RegScale,
     pub engine: Engine,
 }
 
@@ -52,6 +55,7 @@ impl Default for FinetuneParams {
             mask_ratio: 0.2,
             targets: Targets::Masked,
             lambda_c: 1.0,
+            reg_scale: RegScale::Map,
             engine: Engine::Auto,
         }
     }
@@ -250,7 +254,10 @@ impl StageKind for Finetune {
                     Some(&targets),
                     p.batch_size,
                     p.lr,
-                    p.lambda_c,
+                    Reg {
+                        lambda_c: p.lambda_c,
+                        scale: p.reg_scale,
+                    },
                     &Objective::Collab,
                     ("finetune", e),
                     &mut progress,

@@ -17,7 +17,7 @@ use crate::model::backbone::Backbone;
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::{fit, Seq};
 use crate::model::cllm4rec::files::{self, ModelInfo};
-use crate::model::cllm4rec::loss::ContentVocab;
+use crate::model::cllm4rec::loss::{ContentVocab, Reg, RegScale};
 use crate::model::cllm4rec::Cllm4Rec;
 use crate::model::fused::{Engine, Objective};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
@@ -77,6 +77,8 @@ pub struct PretrainParams {
     pub lr: f64,
     pub batch_size: usize,
     pub lambda_c: f64,
+    /// How lambda_c weighs the regularizer against the likelihood (docs/fidelity.md, 6).
+    pub reg_scale: RegScale,
     pub item_order: ItemOrder,
     /// Train the content LLM (false: the collaborative-LM-only ablation).
     pub content: bool,
@@ -99,6 +101,7 @@ impl Default for PretrainParams {
             lr: 1e-3,
             batch_size: 32,
             lambda_c: 1.0,
+            reg_scale: RegScale::Map,
             item_order: ItemOrder::Shuffle,
             content: true,
             content_vocab: ContentVocabChoice::Full,
@@ -386,7 +389,10 @@ impl StageKind for Pretrain {
                     None,
                     p.batch_size,
                     p.lr,
-                    p.lambda_c,
+                    Reg {
+                        lambda_c: p.lambda_c,
+                        scale: p.reg_scale,
+                    },
                     &objective,
                     (phase, e),
                     &mut progress,

@@ -17,9 +17,10 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 
 use crate::model::cllm4rec::batch::{Batch, Seq};
 use crate::model::cllm4rec::checkpoint;
+use crate::model::cllm4rec::loss::{self, Reg};
 use crate::model::cllm4rec::scorer::Scoring;
 use crate::model::cllm4rec::train::{epoch, EpochStats, NonFinite};
-use crate::model::cllm4rec::{loss, Cllm4Rec};
+use crate::model::cllm4rec::Cllm4Rec;
 use crate::model::fused::{self, Engine, Objective, Params};
 
 pub enum Trainer {
@@ -80,24 +81,24 @@ impl Trainer {
         targets: Option<&[Vec<u32>]>,
         batch_size: usize,
         lr: f64,
-        lambda_c: f64,
+        reg: Reg,
         objective: &Objective,
         tag: (&str, usize),
         progress: &mut dyn FnMut(&str),
     ) -> Result<EpochStats, NonFinite> {
         match self {
             Trainer::Fused { params, adam, .. } => fused::epoch(
-                params, adam, seqs, targets, batch_size, lr, lambda_c, objective, tag, progress,
+                params, adam, seqs, targets, batch_size, lr, reg, objective, tag, progress,
             ),
             Trainer::Burn { model, optim } => {
                 let f = |m: &Cllm4Rec, b: &Batch, t: Option<&[Vec<u32>]>| {
                     let device = m.collab_items.val().device();
                     match (t, objective) {
-                        (Some(t), _) => loss::rec(m, b, t, lambda_c, &device),
-                        (None, Objective::Rec(t)) => loss::rec(m, b, t, lambda_c, &device),
-                        (None, Objective::Collab) => loss::collab(m, b, lambda_c, &device),
+                        (Some(t), _) => loss::rec(m, b, t, reg, &device),
+                        (None, Objective::Rec(t)) => loss::rec(m, b, t, reg, &device),
+                        (None, Objective::Collab) => loss::collab(m, b, reg, &device),
                         (None, Objective::Content(vocab)) => {
-                            loss::content(m, b, vocab, lambda_c, &device)
+                            loss::content(m, b, vocab, reg, &device)
                         }
                     }
                 };

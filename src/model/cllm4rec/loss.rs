@@ -2,14 +2,60 @@
 //! (next word, softmax over the word vocabulary), and RecLLM's multinomial likelihood; each
 //! with the mutual regularization of the user/item tokens in its batch.
 //!
-//! Scale: loss = (sum of negative log-likelihoods + lambda_c / 2 * sum over the batch's user
-//! and item token occurrences of ||own - other.detach()||^2) / number of predictions.
+//! Scale ([`RegScale`]): with S the sum over the batch's user and item token occurrences of
+//! ||own - other.detach()||^2, loss = (sum of negative log-likelihoods + lambda_c / 2 * S) /
+//! number of predictions (`map`, the default), or the authors' code's form (`code`).
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::model::cllm4rec::batch::Batch;
 use crate::model::cllm4rec::{Cllm4Rec, Side};
+
+crate::choice! {
+    /// How a batch's loss weighs the mutual regularizer against the negative log-likelihood
+    /// (docs/fidelity.md, section 6). S: the sum of squared differences over the batch's
+    /// user/item token occurrences; n: the batch's predictions; B: its rows.
+    RegScale {
+        /// `(sum NLL + lambda_c / 2 * S) / n`: the MAP form, the default.
+        Map = "map",
+        /// `sum NLL / n + lambda_c * S` for the two LMs and `sum NLL / B + lambda_c * S` for
+        /// RecLLM: the authors' code, whose `lambda_V` values (1 in its `run.sh`) are on this
+        /// scale. Its lambda_c = 1 is about 3,600 times the map form's on the quickstart's
+        /// collaborative batches.
+        Code = "code",
+    }
+}
+
+/// The mutual regularization of a training stage: its weight and its scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reg {
+    pub lambda_c: f64,
+    pub scale: RegScale,
+}
+
+impl Reg {
+    /// What the sum of negative log-likelihoods is divided by, for a batch of `n` predictions
+    /// in `rows` rows; `per_row`: RecLLM's objective.
+    pub fn nll_divisor(self, n: usize, rows: usize, per_row: bool) -> usize {
+        match self.scale {
+            RegScale::Code if per_row => rows.max(1),
+            _ => n.max(1),
+        }
+    }
+
+    /// The loss from its parts: the sum of negative log-likelihoods, S (None: no token to
+    /// pull, or lambda_c = 0) and [`Reg::nll_divisor`]. The map form is written as
+    /// `(nll + lambda_c / 2 * S) / n`, the order of operations of every earlier run.
+    fn combine(self, nll_sum: Tensor<1>, s: Option<Tensor<1>>, divisor: usize) -> Tensor<1> {
+        let d = divisor as f64;
+        match (self.scale, s) {
+            (_, None) => nll_sum.div_scalar(d),
+            (RegScale::Map, Some(s)) => (nll_sum + s.mul_scalar(self.lambda_c / 2.0)).div_scalar(d),
+            (RegScale::Code, Some(s)) => nll_sum.div_scalar(d) + s.mul_scalar(self.lambda_c),
+        }
+    }
+}
 
 fn ints(v: Vec<i64>, device: &Device) -> Tensor<1, Int> {
     let n = v.len();
@@ -31,16 +77,10 @@ pub fn pull(own: Tensor<2>, other: Tensor<2>, ids: Vec<i64>, device: &Device) ->
         .sum()
 }
 
-/// lambda_c / 2 * sum of squared differences between `side`'s embeddings of the batch's
-/// user/item tokens and the other side's, detached.
-fn mutual(
-    m: &Cllm4Rec,
-    b: &Batch,
-    side: Side,
-    lambda_c: f64,
-    device: &Device,
-) -> Option<Tensor<1>> {
-    if lambda_c == 0.0 {
+/// S: the sum of squared differences between `side`'s embeddings of the batch's user/item
+/// tokens and the other side's, detached (None when lambda_c = 0 or there is no such token).
+fn mutual(m: &Cllm4Rec, b: &Batch, side: Side, reg: Reg, device: &Device) -> Option<Tensor<1>> {
+    if reg.lambda_c == 0.0 {
         return None;
     }
     let (base, nu, ni) = m.layout();
@@ -60,10 +100,7 @@ fn mutual(
     if !items.is_empty() {
         terms.push(pull(own_i, oth_i, items, device));
     }
-    terms
-        .into_iter()
-        .reduce(|a, b| a + b)
-        .map(|t| t.mul_scalar(lambda_c / 2.0))
+    terms.into_iter().reduce(|a, b| a + b)
 }
 
 /// -sum over rows r and target items t of log softmax(logits[r])[t].
@@ -88,21 +125,17 @@ pub struct Loss {
     pub predictions: usize,
 }
 
-fn combine(nll_sum: Tensor<1>, reg: Option<Tensor<1>>, n: usize) -> Loss {
+fn loss(nll_sum: Tensor<1>, s: Option<Tensor<1>>, n: usize, divisor: usize, reg: Reg) -> Loss {
     let nll = nll_sum.clone().into_scalar::<f32>() as f64;
-    let total = match reg {
-        Some(r) => nll_sum + r,
-        None => nll_sum,
-    };
     Loss {
-        value: total.div_scalar(n.max(1) as f64),
+        value: reg.combine(nll_sum, s, divisor),
         nll,
         predictions: n,
     }
 }
 
 /// Collaborative LM: each main-text item predicted from the tokens before it, over items.
-pub fn collab(m: &Cllm4Rec, b: &Batch, lambda_c: f64, device: &Device) -> Loss {
+pub fn collab(m: &Cllm4Rec, b: &Batch, reg: Reg, device: &Device) -> Loss {
     let (base, nu, _) = m.layout();
     let h = m.hidden(b, Side::Collab, device);
     let pos = ints(b.pred_pos.clone(), device);
@@ -113,10 +146,12 @@ pub fn collab(m: &Cllm4Rec, b: &Batch, lambda_c: f64, device: &Device) -> Loss {
         .map(|&t| t as i64 - (base + nu) as i64)
         .collect();
     let n = targets.len();
-    combine(
+    loss(
         nll(logits, targets, device),
-        mutual(m, b, Side::Collab, lambda_c, device),
+        mutual(m, b, Side::Collab, reg, device),
         n,
+        reg.nll_divisor(n, 0, false),
+        reg,
     )
 }
 
@@ -142,13 +177,7 @@ impl ContentVocab {
 }
 
 /// Content LM: each main-text word predicted from the tokens before it, over words.
-pub fn content(
-    m: &Cllm4Rec,
-    b: &Batch,
-    vocab: &ContentVocab,
-    lambda_c: f64,
-    device: &Device,
-) -> Loss {
+pub fn content(m: &Cllm4Rec, b: &Batch, vocab: &ContentVocab, reg: Reg, device: &Device) -> Loss {
     let h = m.hidden(b, Side::Content, device);
     let pos = ints(b.pred_pos.clone(), device);
     let (head, targets): (Tensor<2>, Vec<i64>) = match vocab {
@@ -168,19 +197,22 @@ pub fn content(
     };
     let logits = h.select(0, pos).matmul(head.transpose()); // [n, words]
     let n = targets.len();
-    combine(
+    loss(
         nll(logits, targets, device),
-        mutual(m, b, Side::Content, lambda_c, device),
+        mutual(m, b, Side::Content, reg, device),
         n,
+        reg.nll_divisor(n, 0, false),
+        reg,
     )
 }
 
 /// RecLLM: for each row (a recommendation prompt), -sum of log p(item) over its target items,
 /// from the last token's hidden state through the tied item head. `targets[r]` are item
 /// indices (0-based) of row r.
-pub fn rec(m: &Cllm4Rec, b: &Batch, targets: &[Vec<u32>], lambda_c: f64, device: &Device) -> Loss {
+pub fn rec(m: &Cllm4Rec, b: &Batch, targets: &[Vec<u32>], reg: Reg, device: &Device) -> Loss {
     let (nll_sum, n) = multinomial(m.rec_logits(b, device), targets, device);
-    combine(nll_sum, mutual(m, b, Side::Collab, lambda_c, device), n)
+    let s = mutual(m, b, Side::Collab, reg, device);
+    loss(nll_sum, s, n, reg.nll_divisor(n, targets.len(), true), reg)
 }
 
 #[cfg(test)]

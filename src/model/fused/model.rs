@@ -3,6 +3,7 @@
 
 use super::kernels::{self, NormStats};
 use super::*;
+use crate::model::cllm4rec::loss::{Reg, RegScale};
 
 struct LayerActs {
     x: Vec<f32>,
@@ -163,12 +164,8 @@ impl Params {
 
     /// The batch's loss and the gradients of every parameter that takes part: the backbone's
     /// (unless frozen) and the objective's user/item tables.
-    pub fn loss_and_grads(
-        &self,
-        b: &Packed,
-        objective: &Objective,
-        lambda_c: f64,
-    ) -> (StepLoss, Grads) {
+    pub fn loss_and_grads(&self, b: &Packed, objective: &Objective, reg: Reg) -> (StepLoss, Grads) {
+        let lambda_c = reg.lambda_c;
         let s = self.shape;
         let d = s.d;
         let (own_u, own_i, other_u, other_i) = objective.tables();
@@ -227,7 +224,9 @@ impl Params {
                 (b.pred.clone(), (0..=n_next).collect(), flat, n_next)
             }
         };
-        let scale = 1.0 / n.max(1) as f32;
+        let rows = pos.len();
+        let divisor = reg.nll_divisor(n, rows, matches!(objective, Objective::Rec(_)));
+        let scale = 1.0 / divisor as f32;
         let mut h_sel = vec![0f32; pos.len() * d];
         for (r, &p) in pos.iter().enumerate() {
             h_sel[r * d..(r + 1) * d].copy_from_slice(&acts.hidden[p * d..(p + 1) * d]);
@@ -271,9 +270,14 @@ impl Params {
         }
 
         // mutual regularization of every user/item token occurrence
-        let mut reg = 0f64;
+        let mut sq_sum = 0f64;
         if lambda_c != 0.0 {
-            let coef = (lambda_c as f32) * scale;
+            // d/d own of the loss's regularizer term (map: lambda_c / 2 * S / n; code:
+            // lambda_c * S), per unit of (own - other)
+            let coef = match reg.scale {
+                RegScale::Map => (lambda_c as f32) * scale,
+                RegScale::Code => 2.0 * lambda_c as f32,
+            };
             for &tok in &b.tokens {
                 let (t, row) = self.token_ref(tok, own_u, own_i);
                 if t == WTE {
@@ -289,7 +293,7 @@ impl Params {
                     sq += diff * diff;
                     *g += coef * diff;
                 }
-                reg += sq as f64;
+                sq_sum += sq as f64;
             }
         }
 
@@ -356,7 +360,10 @@ impl Params {
                 k += 1;
             }
         }
-        let loss = (head.nll + lambda_c / 2.0 * reg) / n.max(1) as f64;
+        let loss = match reg.scale {
+            RegScale::Map => (head.nll + lambda_c / 2.0 * sq_sum) / divisor as f64,
+            RegScale::Code => head.nll / divisor as f64 + lambda_c * sq_sum,
+        };
         (
             StepLoss {
                 loss,

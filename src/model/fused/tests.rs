@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::*;
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::Batch;
-use crate::model::cllm4rec::loss::{self, ContentVocab};
+use crate::model::cllm4rec::loss::{self, ContentVocab, Reg, RegScale};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
 
 fn fixture(name: &str) -> PathBuf {
@@ -149,6 +149,13 @@ fn block_err(got: &[f32], want: &[f32], cols: usize, width: usize) -> f64 {
         .fold(0f64, f64::max)
 }
 
+fn map(lambda_c: f64) -> Reg {
+    Reg {
+        lambda_c,
+        scale: RegScale::Map,
+    }
+}
+
 fn check_against_pytorch(which: &str) {
     let cases: Value = serde_json::from_str(
         &std::fs::read_to_string(fixture("cllm4rec-grads/cases.json")).unwrap(),
@@ -175,13 +182,29 @@ fn check_against_pytorch(which: &str) {
         "content" => Objective::Content(&ContentVocab::Full),
         _ => Objective::Rec(&targets),
     };
-    let (loss, grads) = params.loss_and_grads(&batch, &objective, lambda_c);
+    let (loss, grads) = params.loss_and_grads(&batch, &objective, map(lambda_c));
     assert_eq!(
         loss.predictions as u64,
         case["n_predictions"].as_u64().unwrap()
     );
     let want_loss = case["loss"].as_f64().unwrap();
     let want_nll = case["nll_sum"].as_f64().unwrap();
+    // The authors' code's scale, from PyTorch's parts: its sum of squared differences S is
+    // (loss * n - nll_sum) * 2 / lambda_c; its NLL is divided by the rows for RecLLM.
+    let n = case["n_predictions"].as_f64().unwrap();
+    let s_sum = (want_loss * n - want_nll) * 2.0 / lambda_c;
+    let divisor = if which == "rec" { seqs.len() as f64 } else { n };
+    let want_code = want_nll / divisor + lambda_c * s_sum;
+    let code = Reg {
+        lambda_c,
+        scale: RegScale::Code,
+    };
+    let (got_code, _) = params.loss_and_grads(&batch, &objective, code);
+    assert!(
+        (got_code.loss - want_code).abs() < 2e-5 * want_code,
+        "{which} loss on the code's scale {} vs {want_code}",
+        got_code.loss
+    );
     assert!(
         (loss.loss - want_loss).abs() < 2e-6 * want_loss,
         "{which} loss {} vs {want_loss}",
@@ -317,7 +340,15 @@ fn content_seqs() -> Vec<Seq> {
 
 #[test]
 fn corpus_vocabulary_and_frozen_backbone_gradients_match_burn() {
-    for frozen in [false, true] {
+    for (frozen, scale) in [
+        (false, RegScale::Map),
+        (true, RegScale::Map),
+        (false, RegScale::Code),
+    ] {
+        let reg = Reg {
+            lambda_c: 0.7,
+            scale,
+        };
         let m = random_model(frozen);
         let device = train_device();
         let seqs = content_seqs();
@@ -326,18 +357,18 @@ fn corpus_vocabulary_and_frozen_backbone_gradients_match_burn() {
                 .flat_map(|s| s.tokens.clone())
                 .filter(|&t| t < 512),
         );
-        let burn_loss = loss::content(&m, &Batch::new(&seqs), &vocab, 0.7, &device);
+        let burn_loss = loss::content(&m, &Batch::new(&seqs), &vocab, reg, &device);
         let want_loss = burn_loss.value.clone().into_scalar::<f32>() as f64;
         let want = burn_grads(&m, &burn_loss.value.backward());
         let params = Params::from_model(&m, !frozen).unwrap();
         let (got_loss, got) =
-            params.loss_and_grads(&Packed::new(&seqs), &Objective::Content(&vocab), 0.7);
+            params.loss_and_grads(&Packed::new(&seqs), &Objective::Content(&vocab), reg);
         assert!(
             (got_loss.loss - want_loss).abs() < 1e-5 * want_loss,
-            "{} vs {want_loss}",
+            "{scale}: {} vs {want_loss}",
             got_loss.loss
         );
-        assert_same_grads(&got, &want, &format!("frozen {frozen}"));
+        assert_same_grads(&got, &want, &format!("frozen {frozen}, {scale}"));
     }
 }
 
@@ -357,23 +388,29 @@ fn rec_prompts() -> Vec<Seq> {
 
 #[test]
 fn recommendation_gradients_with_a_frozen_backbone_match_burn() {
-    let m = random_model(true);
-    let device = train_device();
-    let seqs = rec_prompts();
-    let targets = vec![vec![5, 0, 5], vec![2]];
-    let burn_loss = loss::rec(&m, &Batch::new(&seqs), &targets, 0.4, &device);
-    let want_loss = burn_loss.value.clone().into_scalar::<f32>() as f64;
-    let want = burn_grads(&m, &burn_loss.value.backward());
-    let params = Params::from_model(&m, false).unwrap();
-    let (got_loss, got) =
-        params.loss_and_grads(&Packed::new(&seqs), &Objective::Rec(&targets), 0.4);
-    assert_eq!(got_loss.predictions, 4);
-    assert!(
-        (got_loss.loss - want_loss).abs() < 1e-5 * want_loss,
-        "{} vs {want_loss}",
-        got_loss.loss
-    );
-    assert_same_grads(&got, &want, "rec");
+    for scale in [RegScale::Map, RegScale::Code] {
+        let reg = Reg {
+            lambda_c: 0.4,
+            scale,
+        };
+        let m = random_model(true);
+        let device = train_device();
+        let seqs = rec_prompts();
+        let targets = vec![vec![5, 0, 5], vec![2]];
+        let burn_loss = loss::rec(&m, &Batch::new(&seqs), &targets, reg, &device);
+        let want_loss = burn_loss.value.clone().into_scalar::<f32>() as f64;
+        let want = burn_grads(&m, &burn_loss.value.backward());
+        let params = Params::from_model(&m, false).unwrap();
+        let (got_loss, got) =
+            params.loss_and_grads(&Packed::new(&seqs), &Objective::Rec(&targets), reg);
+        assert_eq!(got_loss.predictions, 4);
+        assert!(
+            (got_loss.loss - want_loss).abs() < 1e-5 * want_loss,
+            "{scale}: {} vs {want_loss}",
+            got_loss.loss
+        );
+        assert_same_grads(&got, &want, &format!("rec, {scale}"));
+    }
 }
 
 #[test]
@@ -456,7 +493,7 @@ fn an_epoch_is_bit_identical_from_run_to_run_and_writes_back_into_the_model() {
             None,
             3,
             1e-3,
-            1.0,
+            map(1.0),
             &Objective::Collab,
             ("collab", 1),
             &mut |_| {},

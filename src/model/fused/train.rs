@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use super::model::Grads;
 use super::{Objective, Packed, Params};
 use crate::model::cllm4rec::batch::Seq;
+use crate::model::cllm4rec::loss::Reg;
 use crate::model::cllm4rec::train::{EpochStats, Meter, NonFinite};
 
 /// Adam as burn 0.22 computes it (`burn::optim::Adam`: betas 0.9 and 0.999, no weight decay):
@@ -70,7 +71,7 @@ pub fn epoch(
     targets: Option<&[Vec<u32>]>,
     batch_size: usize,
     lr: f64,
-    lambda_c: f64,
+    reg: Reg,
     objective: &Objective,
     (phase, epoch_no): (&str, usize),
     progress: &mut dyn FnMut(&str),
@@ -87,7 +88,7 @@ pub fn epoch(
             }
             None => objective,
         };
-        let (loss, grads) = params.loss_and_grads(&b, objective, lambda_c);
+        let (loss, grads) = params.loss_and_grads(&b, objective, reg);
         meter.check(k + 1, loss.loss)?;
         adam.step(&mut params.t, &grads, lr);
         progress(&meter.add(k + 1, loss.loss, loss.nll, loss.predictions, b.tokens.len()));
