@@ -157,8 +157,12 @@ impl StageKind for Evaluate {
             "pretrain" | "finetune" => {
                 let (_, tokens) = ctx.input("tokenize")?;
                 Box::new(
-                    crate::model::cllm4rec::scorer::Cllm4RecScorer::load(model, tokens)
-                        .map_err(fail)?,
+                    crate::model::cllm4rec::scorer::Cllm4RecScorer::load(
+                        model,
+                        tokens,
+                        ctx.instance.seed,
+                    )
+                    .map_err(fail)?,
                 )
             }
             "multivae" => Box::new(

@@ -18,10 +18,11 @@ use crate::kinds::{
     TypedParams,
 };
 use crate::model::backend::train_device;
+use crate::model::cllm4rec::batch::shuffle_items;
 use crate::model::cllm4rec::batch::Seq;
 use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::loss::{Reg, RegScale};
-use crate::model::cllm4rec::scorer::Cllm4RecScorer;
+use crate::model::cllm4rec::scorer::{Cllm4RecScorer, PromptOrder};
 use crate::model::fused::{Engine, Objective};
 use crate::model::trainer::Trainer;
 
@@ -43,6 +44,8 @@ pub struct FinetuneParams {
     pub lambda_c: f64,
     /// How lambda_c weighs the regularizer against the likelihood (docs/fidelity.md, 6).
     pub reg_scale: RegScale,
+    /// The order of a user's items in the prompts (docs/fidelity.md, 9d).
+    pub prompt_order: PromptOrder,
     pub engine: Engine,
 }
 
@@ -56,6 +59,7 @@ impl Default for FinetuneParams {
             targets: Targets::Masked,
             lambda_c: 1.0,
             reg_scale: RegScale::Map,
+            prompt_order: PromptOrder::Time,
             engine: Engine::Auto,
         }
     }
@@ -103,12 +107,13 @@ fn inputs<'a>(ctx: &'a StageContext) -> Result<Inputs<'a>, StageError> {
 }
 
 /// One epoch's masked prompts: for each user, the prompt without a random `ratio` of its
-/// items, and the targets.
+/// items (the rest in a new random order with `shuffle`), and the targets.
 fn masked_prompts(
     prompts: &[(u32, Seq)],
     item_offset: u32,
     ratio: f64,
     all: bool,
+    shuffle: bool,
     rng: &mut Rng,
 ) -> Vec<(Seq, Vec<u32>)> {
     let mut out = Vec::new();
@@ -138,13 +143,14 @@ fn masked_prompts(
                 .map(|&t| s.tokens[t] - item_offset)
                 .collect()
         };
-        out.push((
-            Seq {
-                prompt_len: tokens.len(),
-                tokens,
-            },
-            targets,
-        ));
+        let mut seq = Seq {
+            prompt_len: tokens.len(),
+            tokens,
+        };
+        if shuffle {
+            shuffle_items(&mut seq, item_offset, rng);
+        }
+        out.push((seq, targets));
     }
     out
 }
@@ -205,11 +211,16 @@ impl StageKind for Finetune {
         let device = train_device();
         let (model, info) = files::read(inp.model, &device).map_err(fail)?;
         let valid = EvalSplit::read(inp.ingest, "valid").map_err(fail)?;
+        let seed = ctx.instance.seed;
         let mut scorer = Cllm4RecScorer::prompts(inp.tokens).map_err(fail)?;
         scorer.set_max_len(info.n_positions);
+        let shuffle = p.prompt_order == PromptOrder::Shuffle;
+        if shuffle {
+            // validation's order, and the items a long training prompt keeps
+            scorer.shuffle_prompts(seed);
+        }
         let prompts = scorer.prompt_seqs();
         let item_offset = (info.vocab_size + info.users) as u32;
-        let seed = ctx.instance.seed;
         let mut rng = Rng::new(seed ^ 0x6674);
         let mut log = ctx.log;
         let mut trainer = Trainer::new(p.engine, model, !info.frozen, &mut log);
@@ -240,6 +251,7 @@ impl StageKind for Finetune {
                 item_offset,
                 p.mask_ratio,
                 p.targets == Targets::All,
+                shuffle,
                 &mut rng,
             );
             let lens: Vec<usize> = pairs.iter().map(|(s, _)| s.tokens.len()).collect();
@@ -284,6 +296,7 @@ impl StageKind for Finetune {
             stage: "finetune".into(),
             best_epoch: Some(best_epoch),
             engine: p.engine,
+            prompt_order: p.prompt_order,
             ..info
         };
         let _ = writeln!(
@@ -299,5 +312,42 @@ impl StageKind for Finetune {
             backbone_src.as_deref(),
         )
         .map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masked_prompts_keep_time_order_unless_shuffled() {
+        // user 600, word 1, items 700..709 in time order
+        let tokens: Vec<u32> = [600, 1].into_iter().chain(700..710).collect();
+        let prompts = vec![(
+            0u32,
+            Seq {
+                prompt_len: tokens.len(),
+                tokens,
+            },
+        )];
+        let visible = |shuffle: bool, seed: u64| {
+            let out = masked_prompts(&prompts, 700, 0.2, false, shuffle, &mut Rng::new(seed));
+            assert_eq!(out[0].0.tokens[..2], [600, 1]);
+            assert_eq!(out[0].1.len(), 2, "round(0.2 * 10) targets");
+            out[0].0.tokens[2..].to_vec()
+        };
+        let increasing = |t: &[u32]| t.windows(2).all(|w| w[0] < w[1]);
+        for seed in 0..6 {
+            let (time, shuffled) = (visible(false, seed), visible(true, seed));
+            assert_eq!(time.len(), 8);
+            assert!(increasing(&time), "time order: {time:?}");
+            let mut sorted = shuffled.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, time, "the same items are masked; the rest shuffled");
+        }
+        assert!(
+            (0..6).any(|seed| !increasing(&visible(true, seed))),
+            "shuffled prompts leave time order"
+        );
     }
 }

@@ -18,6 +18,7 @@ use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::{fit, Seq};
 use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::loss::{ContentVocab, Reg, RegScale};
+use crate::model::cllm4rec::scorer::PromptOrder;
 use crate::model::cllm4rec::Cllm4Rec;
 use crate::model::fused::{Engine, Objective};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
@@ -426,6 +427,7 @@ impl StageKind for Pretrain {
             backbone_file: built.file.as_ref().map(|_| "backbone.gguf".into()),
             llama: built.llama.clone(),
             engine: p.engine,
+            prompt_order: PromptOrder::Time,
         };
         files::write(
             ctx.out,

@@ -89,9 +89,45 @@ pub fn fit(mut s: Seq, max: usize) -> Seq {
     s
 }
 
+/// The item tokens of `s` (ids at or above `item_offset`) in a random order, in place; every
+/// other token keeps its position.
+pub fn shuffle_items(s: &mut Seq, item_offset: u32, rng: &mut crate::data::rng::Rng) {
+    let at: Vec<usize> = (0..s.tokens.len())
+        .filter(|&t| s.tokens[t] >= item_offset)
+        .collect();
+    let mut items: Vec<u32> = at.iter().map(|&t| s.tokens[t]).collect();
+    rng.shuffle(&mut items);
+    for (&t, x) in at.iter().zip(items) {
+        s.tokens[t] = x;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shuffled_items_keep_their_set_and_the_other_tokens_their_places() {
+        // user 600, words 1 and 2, items 700..706
+        let s = Seq {
+            tokens: vec![600, 1, 2, 700, 701, 702, 703, 704, 705, 706],
+            prompt_len: 10,
+        };
+        let mut orders = std::collections::BTreeSet::new();
+        for seed in 0..8 {
+            let mut t = s.clone();
+            shuffle_items(&mut t, 700, &mut crate::data::rng::Rng::new(seed));
+            assert_eq!(t.tokens[..3], [600, 1, 2]);
+            let mut items = t.tokens[3..].to_vec();
+            orders.insert(items.clone());
+            items.sort_unstable();
+            assert_eq!(items, s.tokens[3..]);
+            let mut again = s.clone();
+            shuffle_items(&mut again, 700, &mut crate::data::rng::Rng::new(seed));
+            assert_eq!(again.tokens, t.tokens, "the same seed, the same order");
+        }
+        assert!(orders.len() > 4, "seeds give different orders: {orders:?}");
+    }
 
     #[test]
     fn targets_follow_the_prompt_and_padding_is_masked() {

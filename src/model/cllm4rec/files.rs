@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use crate::gguf::Gguf;
 use crate::model::backbone::Backbone;
+use crate::model::cllm4rec::scorer::PromptOrder;
 use crate::model::cllm4rec::{checkpoint, Cllm4Rec};
 use crate::model::fused::Engine;
 use crate::model::gpt2::Gpt2Config;
@@ -53,6 +54,10 @@ pub struct ModelInfo {
     /// computes with, as its training did.
     #[serde(default, skip_serializing_if = "Engine::is_auto")]
     pub engine: Engine,
+    /// finetune's `prompt_order` (left out of model.json when `time`): the order of the items
+    /// in the prompts its scorer builds.
+    #[serde(default, skip_serializing_if = "PromptOrder::is_time")]
+    pub prompt_order: PromptOrder,
 }
 
 fn gpt2() -> String {

@@ -8,16 +8,38 @@ use std::path::Path;
 
 use burn::tensor::Device;
 
+use crate::data::rng::Rng;
 use crate::eval::scorer::Scorer;
 use crate::eval::EvalSplit;
 use crate::model::backend::infer_device;
-use crate::model::cllm4rec::batch::{fit, Batch, Seq};
+use crate::model::cllm4rec::batch::{fit, shuffle_items, Batch, Seq};
 use crate::model::cllm4rec::{files, Cllm4Rec};
 use crate::model::fused::{Engine, Params};
 use crate::text::binfmt::Corpus;
 
 /// Users scored in one forward pass.
 const SUB_BATCH: usize = 32;
+
+crate::choice! {
+    /// The order of a user's items in the recommendation prompts of finetuning and scoring
+    /// (docs/fidelity.md, 9d).
+    #[derive(Default)]
+    PromptOrder {
+        /// Time order, oldest first, as tokenized (the default).
+        #[default]
+        Time = "time",
+        /// Shuffled, as the authors' code does (unseeded there): a new order each finetuning
+        /// epoch; for validation and test one order per user, drawn from the stage's seed and
+        /// the user. Shuffled before a long prompt is cut, so the cut keeps a random subset.
+        Shuffle = "shuffle",
+    }
+}
+
+impl PromptOrder {
+    pub fn is_time(&self) -> bool {
+        *self == PromptOrder::Time
+    }
+}
 
 /// A model to score with, in the code that computes.
 #[allow(clippy::large_enum_variant)] // one per scorer, built once per model or epoch
@@ -50,6 +72,8 @@ pub struct Cllm4RecScorer {
     /// The recommendation prompt of each user, if the user has one.
     prompts: Vec<Option<Seq>>,
     items: usize,
+    /// The first item token's id.
+    item_offset: u32,
     /// The longest prompt the model was trained with (model.json's `n_positions`): longer
     /// prompts keep their most recent items.
     max_len: usize,
@@ -59,7 +83,7 @@ pub struct Cllm4RecScorer {
 impl Cllm4RecScorer {
     /// Prompts from a `tokenize` output, the model set later.
     pub fn prompts(tokens: &Path) -> Result<Cllm4RecScorer, String> {
-        let (_, users, items) = files::vocab(tokens)?;
+        let (base, users, items) = files::vocab(tokens)?;
         let rec = Corpus::read(&tokens.join("rec.tok")).map_err(|e| e.to_string())?;
         let mut prompts = vec![None; users];
         for d in 0..rec.len() {
@@ -75,13 +99,15 @@ impl Cllm4RecScorer {
             model: None,
             prompts,
             items,
+            item_offset: (base + users) as u32,
             max_len: usize::MAX,
             device: infer_device(),
         })
     }
 
-    /// A finetune (or pretrain) output with the prompts of a `tokenize` output.
-    pub fn load(model_dir: &Path, tokens: &Path) -> Result<Cllm4RecScorer, String> {
+    /// A finetune (or pretrain) output with the prompts of a `tokenize` output, in the order
+    /// the model was finetuned with (model.json's `prompt_order`; shuffled ones from `seed`).
+    pub fn load(model_dir: &Path, tokens: &Path, seed: u64) -> Result<Cllm4RecScorer, String> {
         let mut s = Self::prompts(tokens)?;
         let (model, info) = files::read(model_dir, &s.device)?;
         if info.items != s.items || info.users != s.prompts.len() {
@@ -95,7 +121,21 @@ impl Cllm4RecScorer {
         }
         s.set_model(Scoring::new(info.engine, model));
         s.max_len = info.n_positions;
+        if info.prompt_order == PromptOrder::Shuffle {
+            s.shuffle_prompts(seed);
+        }
         Ok(s)
+    }
+
+    /// Each user's prompt items in an order drawn from `seed` and the user, from now on.
+    pub fn shuffle_prompts(&mut self, seed: u64) {
+        for (u, p) in self.prompts.iter_mut().enumerate() {
+            if let Some(s) = p {
+                let mut rng =
+                    Rng::new(seed ^ 0x7072_6f6d ^ (u as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                shuffle_items(s, self.item_offset, &mut rng);
+            }
+        }
     }
 
     /// Score with this model from now on.
