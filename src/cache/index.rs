@@ -32,7 +32,11 @@ impl Store {
     }
 
     fn index_path(&self, pipeline: &str, stage: &str, point: &Point) -> PathBuf {
-        let id = Store::index_id(pipeline, stage, point);
+        self.history_path(&Store::index_id(pipeline, stage, point))
+    }
+
+    /// The history file `index/<id>.jsonl`.
+    fn history_path(&self, id: &str) -> PathBuf {
         self.dirs.index.path().join(format!("{id}.jsonl"))
     }
 
@@ -75,7 +79,7 @@ impl Store {
             Some(l) if l == latest_name(key) => {}
             Some(_) => self.append_index(pipeline, stage, label, point, key),
             None => {
-                let path = self.dirs.index.path().join(format!("{id}.jsonl"));
+                let path = self.history_path(&id);
                 if read_index(&path).last().is_some_and(|l| l.key == key) {
                     set_latest(&path, key);
                 } else {

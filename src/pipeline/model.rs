@@ -114,21 +114,12 @@ impl Pipeline {
 
 /// `a=1,b=x` for a point, axes in the given order.
 pub fn point_label(point: &Point, axes: &[String]) -> String {
-    // Written into one string: a gather's key holds a label per gathered instance.
-    use std::fmt::Write;
-    let mut out = String::new();
-    for (a, v) in axes.iter().filter_map(|a| point.get(a).map(|v| (a, v))) {
-        if !out.is_empty() {
-            out.push(',');
-        }
-        out.push_str(a);
-        out.push('=');
-        match v {
-            serde_json::Value::String(s) => out.push_str(s),
-            other => {
-                let _ = write!(out, "{other}");
-            }
-        }
-    }
-    out
+    axes.iter()
+        .filter_map(|a| {
+            point
+                .get(a)
+                .map(|v| format!("{a}={}", crate::pipeline::interp::as_text(v)))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -149,11 +149,8 @@ fn block_err(got: &[f32], want: &[f32], cols: usize, width: usize) -> f64 {
         .fold(0f64, f64::max)
 }
 
-fn map(lambda_c: f64) -> Reg {
-    Reg {
-        lambda_c,
-        scale: RegScale::Map,
-    }
+fn reg_of(lambda_c: f64, scale: RegScale) -> Reg {
+    Reg { lambda_c, scale }
 }
 
 fn check_against_pytorch(which: &str) {
@@ -182,7 +179,7 @@ fn check_against_pytorch(which: &str) {
         "content" => Objective::Content(&ContentVocab::Full),
         _ => Objective::Rec(&targets),
     };
-    let (loss, grads) = params.loss_and_grads(&batch, &objective, map(lambda_c));
+    let (loss, grads) = params.loss_and_grads(&batch, &objective, reg_of(lambda_c, RegScale::Map));
     assert_eq!(
         loss.predictions as u64,
         case["n_predictions"].as_u64().unwrap()
@@ -195,10 +192,7 @@ fn check_against_pytorch(which: &str) {
     let s_sum = (want_loss * n - want_nll) * 2.0 / lambda_c;
     let divisor = if which == "rec" { seqs.len() as f64 } else { n };
     let want_code = want_nll / divisor + lambda_c * s_sum;
-    let code = Reg {
-        lambda_c,
-        scale: RegScale::Code,
-    };
+    let code = reg_of(lambda_c, RegScale::Code);
     let (got_code, _) = params.loss_and_grads(&batch, &objective, code);
     assert!(
         (got_code.loss - want_code).abs() < 2e-5 * want_code,
@@ -345,10 +339,7 @@ fn corpus_vocabulary_and_frozen_backbone_gradients_match_burn() {
         (true, RegScale::Map),
         (false, RegScale::Code),
     ] {
-        let reg = Reg {
-            lambda_c: 0.7,
-            scale,
-        };
+        let reg = reg_of(0.7, scale);
         let m = random_model(frozen);
         let device = train_device();
         let seqs = content_seqs();
@@ -389,10 +380,7 @@ fn rec_prompts() -> Vec<Seq> {
 #[test]
 fn recommendation_gradients_with_a_frozen_backbone_match_burn() {
     for scale in [RegScale::Map, RegScale::Code] {
-        let reg = Reg {
-            lambda_c: 0.4,
-            scale,
-        };
+        let reg = reg_of(0.4, scale);
         let m = random_model(true);
         let device = train_device();
         let seqs = rec_prompts();
@@ -493,7 +481,7 @@ fn an_epoch_is_bit_identical_from_run_to_run_and_writes_back_into_the_model() {
             None,
             3,
             1e-3,
-            map(1.0),
+            reg_of(1.0, RegScale::Map),
             &Objective::Collab,
             ("collab", 1),
             &mut |_| {},
