@@ -362,9 +362,14 @@ fn a_job_cancelled_with_scancel_ends_the_run_and_leaves_no_entry() {
         return;
     };
     let e = Env::unsandboxed();
+    // Slurm sends SIGTERM to every process of the job, often children before their parents:
+    // `sleep` can die while `sh` and `exec-stage` have yet to get theirs. A stage that went on after
+    // its `sleep` was killed (`sleep 120; echo whole`) could then exit 0 before `exec-stage`
+    // learns of the cancellation, and be committed like any stage that succeeds (README,
+    // Slurm: Failures). With `&&` a killed `sleep` fails the stage, in any order.
     e.write(
         "p.yaml",
-        "name: c\nstages:\n  slow:\n    kind: command\n    cmd: [sh, -c, 'echo partial > $CLLM4REC_OUT/x; touch started; sleep 120; echo whole > $CLLM4REC_OUT/x']\n",
+        "name: c\nstages:\n  slow:\n    kind: command\n    cmd: [sh, -c, 'echo partial > $CLLM4REC_OUT/x; touch started; sleep 120 && echo whole > $CLLM4REC_OUT/x']\n",
     );
     let child = spawn_slurm(&e, &["run", "p.yaml"]);
     wait_until("the job to start", 120, || e.path("started").exists());
