@@ -2,7 +2,9 @@
 //! its training items, and the last prompt token's hidden state, through the tied item head,
 //! predicts them with a multinomial likelihood over all items (or all of the user's training
 //! items, as in the authors' code). Mutual regularization toward the content embeddings goes
-//! on. The epoch with the best validation Recall@20 + Recall@40 + NDCG@100 is kept.
+//! on. The epoch with the best validation Recall@20 + Recall@40 + NDCG@100 is kept. With
+//! `content_epochs` (the authors' code), each epoch ends with a content LM epoch regularized
+//! toward the RecLLM's tables, with its own Adam.
 
 use std::io::Write;
 
@@ -12,7 +14,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::data::rng::Rng;
 use crate::eval::scorer::Scorer;
 use crate::eval::{EvalSplit, UserMetrics};
-use crate::kinds::pretrain::bucket_order;
+use crate::kinds::pretrain::{bucket_order, content_vocab, seqs, ContentVocabChoice};
 use crate::kinds::{
     defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
     TypedParams,
@@ -24,7 +26,7 @@ use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::loss::{Reg, RegScale};
 use crate::model::cllm4rec::scorer::{Cllm4RecScorer, PromptOrder};
 use crate::model::fused::{Engine, Objective};
-use crate::model::trainer::Trainer;
+use crate::model::trainer::{Optimizer, Trainer};
 
 crate::choice! {
     /// What finetuning predicts: the `masked` items (the paper) or `all` of a user's training
@@ -46,6 +48,9 @@ pub struct FinetuneParams {
     pub reg_scale: RegScale,
     /// The order of a user's items in the prompts (docs/fidelity.md, 9d).
     pub prompt_order: PromptOrder,
+    /// A content LM epoch after each RecLLM epoch (docs/fidelity.md, 9e).
+    pub content_epochs: bool,
+    pub content_vocab: ContentVocabChoice,
     pub engine: Engine,
 }
 
@@ -60,6 +65,8 @@ impl Default for FinetuneParams {
             lambda_c: 1.0,
             reg_scale: RegScale::Map,
             prompt_order: PromptOrder::Time,
+            content_epochs: true,
+            content_vocab: ContentVocabChoice::Full,
             engine: Engine::Auto,
         }
     }
@@ -164,8 +171,9 @@ impl StageKind for Finetune {
         // 2: GPT-2 backbones train with the fused CPU trainer (results differ from version 1's
         // in the last bits); 3: validation scores with the code that trains (it was the fused
         // code for a GPT-2 on the CPU also under `engine: burn`), and model.json records a
-        // non-default engine (`auto` outputs are byte-identical to version 2's)
-        3
+        // non-default engine (`auto` outputs are byte-identical to version 2's); 4: content
+        // LM epochs (`content_epochs`, on by default; off gives version 3's outputs)
+        4
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -242,6 +250,18 @@ impl StageKind for Finetune {
         let mut history = vec![json!({"epoch": 0, "valid": first})];
         let _ = writeln!(log, "epoch 0 (pretrained): valid {first}");
         let mut progress = |s: &str| ctx.progress(s);
+        let reg = Reg {
+            lambda_c: p.lambda_c,
+            scale: p.reg_scale,
+        };
+        // The content LM's documents and softmax, for `content_epochs`.
+        let content = if p.content_epochs {
+            let corpus = files::corpus(inp.tokens, "content.tok").map_err(fail)?;
+            let vocab = content_vocab(p.content_vocab, &corpus, info.vocab_size);
+            Some((seqs(&corpus, info.n_positions), vocab)).filter(|(d, _)| !d.is_empty())
+        } else {
+            None
+        };
         for e in 1..=p.epochs {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
@@ -266,11 +286,9 @@ impl StageKind for Finetune {
                     Some(&targets),
                     p.batch_size,
                     p.lr,
-                    Reg {
-                        lambda_c: p.lambda_c,
-                        scale: p.reg_scale,
-                    },
+                    reg,
                     &Objective::Collab,
+                    Optimizer::Main,
                     ("finetune", e),
                     &mut progress,
                 )
@@ -281,14 +299,40 @@ impl StageKind for Finetune {
                 "epoch {e}: loss {:.4} ({:.0} tokens/s), valid {v}",
                 stats.loss, stats.tokens_per_s
             );
-            let entry = json!({"epoch": e, "train": stats, "valid": v});
-            ctx.epoch(&entry);
-            history.push(entry);
+            let mut entry = json!({"epoch": e, "train": stats, "valid": v});
             if crit > best {
                 best = crit;
                 best_epoch = e;
                 kept = trainer.snapshot(skip).map_err(fail)?;
             }
+            if let Some((docs, vocab)) = &content {
+                let lens: Vec<usize> = docs.iter().map(|s| s.tokens.len()).collect();
+                let docs: Vec<Seq> = bucket_order(&lens, p.batch_size, &mut rng)
+                    .into_iter()
+                    .map(|k| docs[k].clone())
+                    .collect();
+                let stats = trainer
+                    .epoch(
+                        &docs,
+                        None,
+                        p.batch_size,
+                        p.lr,
+                        reg,
+                        &Objective::Content(vocab),
+                        Optimizer::Content,
+                        ("content", e),
+                        &mut progress,
+                    )
+                    .map_err(|e| fail(e.to_string()))?;
+                let _ = writeln!(
+                    log,
+                    "content epoch {e}: loss {:.4} nll {:.4} ({:.0} tokens/s)",
+                    stats.loss, stats.nll, stats.tokens_per_s
+                );
+                entry["content"] = json!(stats);
+            }
+            ctx.epoch(&entry);
+            history.push(entry);
         }
         trainer.restore(kept, skip).map_err(fail)?;
         let model = trainer.into_model();

@@ -23,7 +23,7 @@ use crate::model::cllm4rec::Cllm4Rec;
 use crate::model::fused::{Engine, Objective};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
 use crate::model::llama::{Llama, LlamaConfig};
-use crate::model::trainer::Trainer;
+use crate::model::trainer::{Optimizer, Trainer};
 use crate::pipeline::Instance;
 use crate::text::binfmt::Corpus;
 
@@ -264,6 +264,21 @@ pub fn seqs(c: &Corpus, max_len: usize) -> Vec<Seq> {
         .collect()
 }
 
+/// The content LM's softmax for `choice`: the whole word vocabulary (`base` words), or the
+/// words that occur in `corpus`.
+pub fn content_vocab(choice: ContentVocabChoice, corpus: &Corpus, base: usize) -> ContentVocab {
+    match choice {
+        ContentVocabChoice::Full => ContentVocab::Full,
+        ContentVocabChoice::Corpus => ContentVocab::corpus(
+            corpus
+                .tokens
+                .iter()
+                .copied()
+                .filter(|&t| (t as usize) < base),
+        ),
+    }
+}
+
 /// An order of sequences (given their lengths) that makes batches of similar length, the
 /// batches in random order: shuffle, sort by length (stable), cut into batches, shuffle them.
 pub fn bucket_order(lens: &[usize], batch: usize, rng: &mut Rng) -> Vec<usize> {
@@ -285,8 +300,9 @@ impl StageKind for Pretrain {
     fn version(&self) -> u32 {
         // 2: GPT-2 backbones train with the fused CPU trainer (results differ from version 1's
         // in the last bits); 3: model.json records a non-default engine, which its scorer then
-        // uses (`auto` outputs are byte-identical to version 2's)
-        3
+        // uses (`auto` outputs are byte-identical to version 2's); 4: content warm-up epochs
+        // are not regularized (outputs with `content_warmup: 0` are byte-identical to 3's)
+        4
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -337,17 +353,7 @@ impl StageKind for Pretrain {
         let collab_docs = seqs(&files::corpus(tok, "collab.tok").map_err(fail)?, max_len);
         let content_corpus = files::corpus(tok, "content.tok").map_err(fail)?;
         let content_docs = seqs(&content_corpus, max_len);
-        let vocab = if p.content_vocab == ContentVocabChoice::Corpus {
-            ContentVocab::corpus(
-                content_corpus
-                    .tokens
-                    .iter()
-                    .copied()
-                    .filter(|&t| (t as usize) < base),
-            )
-        } else {
-            ContentVocab::Full
-        };
+        let vocab = content_vocab(p.content_vocab, &content_corpus, base);
         let mut rng = Rng::new(seed);
         let mut history = Vec::new();
         let mut log = ctx.log;
@@ -391,10 +397,13 @@ impl StageKind for Pretrain {
                     p.batch_size,
                     p.lr,
                     Reg {
-                        lambda_c: p.lambda_c,
+                        // the content warm-up trains the content LM alone, as the authors'
+                        // code does: the collaborative tables are still at their random init
+                        lambda_c: if phase == "warmup" { 0.0 } else { p.lambda_c },
                         scale: p.reg_scale,
                     },
                     &objective,
+                    Optimizer::Main,
                     (phase, e),
                     &mut progress,
                 )

@@ -23,17 +23,25 @@ use crate::model::cllm4rec::train::{epoch, EpochStats, NonFinite};
 use crate::model::cllm4rec::Cllm4Rec;
 use crate::model::fused::{self, Engine, Objective, Params};
 
+/// Which Adam state an epoch steps with. Pretraining steps both LMs with one; finetuning's
+/// content epochs have their own, as in the authors' code (docs/fidelity.md, 9e).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Optimizer {
+    Main = 0,
+    Content = 1,
+}
+
 pub enum Trainer {
     Fused {
         params: Params,
-        adam: fused::Adam,
+        adam: [fused::Adam; 2],
         /// The model the parameters were read from; it receives them at the end.
         model: Cllm4Rec,
     },
     Burn {
         /// `None` only while an epoch has it.
         model: Option<Cllm4Rec>,
-        optim: ModuleOptimizer,
+        optim: [ModuleOptimizer; 2],
     },
 }
 
@@ -55,12 +63,12 @@ impl Trainer {
         let t = match engine.fused(&model, train_backbone) {
             Some(params) => Trainer::Fused {
                 params,
-                adam: fused::Adam::new(1e-8),
+                adam: [fused::Adam::new(1e-8), fused::Adam::new(1e-8)],
                 model,
             },
             None => Trainer::Burn {
                 model: Some(model),
-                optim: AdamConfig::new().with_epsilon(1e-8).init(),
+                optim: [(); 2].map(|_| AdamConfig::new().with_epsilon(1e-8).init()),
             },
         };
         let name = match t {
@@ -72,8 +80,8 @@ impl Trainer {
     }
 
     /// One epoch over `seqs` in batches of `batch_size` (in the given order): loss, gradients
-    /// and an Adam step per batch. With `targets` (one list per sequence) the objective is
-    /// RecLLM's, whatever `objective` says.
+    /// and a step of the `opt` Adam per batch. With `targets` (one list per sequence) the
+    /// objective is RecLLM's, whatever `objective` says.
     #[allow(clippy::too_many_arguments)]
     pub fn epoch(
         &mut self,
@@ -83,12 +91,22 @@ impl Trainer {
         lr: f64,
         reg: Reg,
         objective: &Objective,
+        opt: Optimizer,
         tag: (&str, usize),
         progress: &mut dyn FnMut(&str),
     ) -> Result<EpochStats, NonFinite> {
         match self {
             Trainer::Fused { params, adam, .. } => fused::epoch(
-                params, adam, seqs, targets, batch_size, lr, reg, objective, tag, progress,
+                params,
+                &mut adam[opt as usize],
+                seqs,
+                targets,
+                batch_size,
+                lr,
+                reg,
+                objective,
+                tag,
+                progress,
             ),
             Trainer::Burn { model, optim } => {
                 let f = |m: &Cllm4Rec, b: &Batch, t: Option<&[Vec<u32>]>| {
@@ -103,6 +121,7 @@ impl Trainer {
                     }
                 };
                 let m = model.take().expect("the model is back after each epoch");
+                let optim = &mut optim[opt as usize];
                 let (m, stats) = epoch(m, optim, seqs, targets, batch_size, lr, tag, &f, progress)?;
                 *model = Some(m);
                 Ok(stats)
@@ -151,6 +170,80 @@ impl Trainer {
                 params.into_model(model, &device)
             }
             Trainer::Burn { model, .. } => model.expect("held"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::backbone::Backbone;
+    use crate::model::backend::train_device;
+    use crate::model::cllm4rec::loss::{ContentVocab, RegScale};
+    use crate::model::gpt2::Gpt2Config;
+
+    /// 4 users (tokens 512..515) and 6 items (516..521) on the tiny GPT-2's 512 words.
+    fn model() -> Cllm4Rec {
+        let device = train_device();
+        let gpt2 = Gpt2Config::tiny().init(3, &device);
+        Cllm4Rec::new(Backbone::from(gpt2), 4, 6, 11, &device)
+    }
+
+    fn collab() -> Vec<Seq> {
+        (0..4)
+            .map(|u| Seq {
+                tokens: [512 + u, 10, 20]
+                    .into_iter()
+                    .chain((0..4).map(|k| 516 + (u + k * 5) % 6))
+                    .collect(),
+                prompt_len: 3,
+            })
+            .collect()
+    }
+
+    fn content() -> Vec<Seq> {
+        (0..4)
+            .map(|i| Seq {
+                tokens: vec![516 + i, 40, 41, 100 + i, 200, 300 + i],
+                prompt_len: 3,
+            })
+            .collect()
+    }
+
+    /// A collaborative epoch with the main Adam, then a content epoch with `opt`; or, with
+    /// `fresh`, the content epoch in a new trainer (new Adam states) on the trained model.
+    fn train(engine: Engine, opt: Optimizer, fresh: bool) -> Vec<Vec<f32>> {
+        let reg = Reg {
+            lambda_c: 1.0,
+            scale: RegScale::Map,
+        };
+        let mut log = Vec::new();
+        let mut t = Trainer::new(engine, model(), true, &mut log);
+        let epoch = |t: &mut Trainer, seqs: &[Seq], o: &Objective, opt: Optimizer| {
+            t.epoch(seqs, None, 2, 1e-2, reg, o, opt, ("t", 1), &mut |_| {})
+                .unwrap();
+        };
+        epoch(&mut t, &collab(), &Objective::Collab, Optimizer::Main);
+        if fresh {
+            t = Trainer::new(engine, t.into_model(), true, &mut log);
+        }
+        epoch(
+            &mut t,
+            &content(),
+            &Objective::Content(&ContentVocab::Full),
+            opt,
+        );
+        Params::from_model(&t.into_model(), true).unwrap().t
+    }
+
+    /// Finetuning's content epochs step with an Adam of their own (docs/fidelity.md, 9e): as
+    /// a fresh Adam would, not with the moments of the RecLLM's steps.
+    #[test]
+    fn the_content_optimizer_keeps_its_own_state() {
+        for engine in [Engine::Auto, Engine::Burn] {
+            let own = train(engine, Optimizer::Content, false);
+            assert!(own == train(engine, Optimizer::Content, true), "{engine}");
+            assert!(own != train(engine, Optimizer::Main, false), "{engine}");
         }
     }
 }

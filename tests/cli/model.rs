@@ -1,4 +1,4 @@
-//! CLLM4Rec stages end to end on a small synthetic dataset: they run, evaluate, and give
+//! CLLM4Rec stages end to end on a small synthetic dataset (with item titles): they run, evaluate, and give
 //! byte-identical checkpoints when run twice.
 
 use std::fmt::Write;
@@ -18,11 +18,22 @@ fn dataset() -> String {
     s
 }
 
+/// A title for each of the 30 items, in words of its taste group: the content LM's corpus.
+fn titles() -> String {
+    let words = [["red", "fast", "loud"], ["blue", "slow", "quiet"]];
+    let mut s = String::from("item,title\n");
+    for item in 0..30 {
+        let w = &words[item / 15];
+        let _ = writeln!(s, "i{item},{} {} {item}", w[item % 3], w[(item + 1) % 3]);
+    }
+    s
+}
+
 const PIPELINE: &str = r#"name: tiny
 stages:
   ingest:
     kind: ingest
-    params: {format: table, path: data.csv, rating_col: rating, time_col: timestamp}
+    params: {format: table, path: data.csv, rating_col: rating, time_col: timestamp, item_text: items.csv}
   tokenize:
     kind: tokenize
     needs: [ingest]
@@ -42,7 +53,9 @@ stages:
 #[test]
 fn cllm4rec_runs_evaluates_and_is_bit_reproducible() {
     let e = Env::new();
-    e.write("data.csv", &dataset()).write("p.yaml", PIPELINE);
+    e.write("data.csv", &dataset())
+        .write("items.csv", &titles())
+        .write("p.yaml", PIPELINE);
     let a = e.run_cache(&["run", "p.yaml"], "c1").ok();
     let b = e.run_cache(&["run", "p.yaml"], "c2").ok();
     assert_eq!(
@@ -77,12 +90,48 @@ fn cllm4rec_runs_evaluates_and_is_bit_reproducible() {
     )
     .unwrap();
     assert_eq!(history.as_array().unwrap().len(), 2, "epoch 0 and epoch 1");
+    // `content_epochs` (default): a content LM epoch after the RecLLM epoch
+    assert_eq!(history[1]["content"]["phase"], "content", "{history}");
+    assert!(
+        history[1]["content"]["loss"]
+            .as_f64()
+            .is_some_and(|l| l.is_finite() && l > 0.0),
+        "{history}"
+    );
+    // without them, no content epoch, and another model
+    let off = ["--set", "stages.finetune.params.content_epochs=false"];
+    let c = e
+        .run_cache(&[&["run", "p.yaml"][..], &off].concat(), "c3")
+        .ok();
+    let show = e
+        .run_cache(&[&["show", "p.yaml", "finetune"][..], &off].concat(), "c3")
+        .ok()
+        .stdout();
+    let dir = show
+        .lines()
+        .find_map(|l| l.strip_prefix("output: "))
+        .unwrap();
+    let history = std::fs::read_to_string(std::path::Path::new(dir).join("history.json")).unwrap();
+    assert!(!history.contains("\"content\""), "{history}");
+    let finetune = |r: &crate::support::Run| {
+        r.outputs()
+            .into_iter()
+            .find(|(stage, _)| stage == "finetune")
+            .unwrap()
+            .1
+    };
+    assert_ne!(
+        finetune(&a),
+        finetune(&c),
+        "content epochs change the finetuned model"
+    );
 }
 
 #[test]
 fn bad_model_params_are_errors_with_position() {
     let e = Env::new();
     e.write("data.csv", &dataset())
+        .write("items.csv", &titles())
         .write("p.yaml", &PIPELINE.replace("n_embd: 16", "n_embd: 15"));
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
     assert!(
@@ -127,13 +176,20 @@ fn output_and_log(e: &Env, args: &[&str], cache: &str) -> (String, String) {
 }
 
 /// The fused CPU trainer (the default for a GPT-2 on the CPU backend) and the burn model
-/// (`engine: burn`) train the same model: the same losses epoch by epoch, up to rounding. The
-/// `tch` and `cuda` builds always train with the burn model.
+/// (`engine: burn`) train the same model: the same losses epoch by epoch, up to rounding,
+/// finetuning's content epochs (with their own Adam) included. The `tch` and `cuda` builds
+/// always train with the burn model.
 #[cfg(not(any(feature = "tch", feature = "cuda")))]
 #[test]
 fn the_fused_trainer_and_the_burn_model_give_the_same_losses() {
     let e = Env::new();
-    e.write("data.csv", &dataset()).write("p.yaml", PIPELINE);
+    e.write("data.csv", &dataset())
+        .write("items.csv", &titles())
+        .write("p.yaml", PIPELINE);
+    e.write(
+        "p.yaml",
+        &PIPELINE.replace("{epochs: 1, lr: 0.01,", "{epochs: 2, lr: 0.01,"),
+    );
     let burn = [
         "--set",
         "stages.pretrain.params.engine=burn",
@@ -169,18 +225,19 @@ fn the_fused_trainer_and_the_burn_model_give_the_same_losses() {
             h.as_array()
                 .unwrap()
                 .iter()
-                .filter_map(|e| {
-                    e.get("loss")
-                        .or_else(|| e.get("train").and_then(|t| t.get("loss")))
+                .flat_map(|e| {
+                    let train = e.get("train").and_then(|t| t.get("loss"));
+                    let content = e.get("content").and_then(|t| t.get("loss"));
+                    [e.get("loss"), train, content]
                 })
+                .flatten()
                 .map(|v| v.as_f64().unwrap())
                 .collect()
         };
         let (a, b) = (losses(&fused_dir), losses(&burn_dir));
-        assert!(
-            !a.is_empty() && a.len() == b.len(),
-            "{stage}: {a:?} vs {b:?}"
-        );
+        // pretrain: a collaborative and a content epoch; finetune: two of each
+        let n = if stage == "pretrain" { 2 } else { 4 };
+        assert!(a.len() == n && b.len() == n, "{stage}: {a:?} vs {b:?}");
         for (x, y) in a.iter().zip(&b) {
             assert!(
                 (x - y).abs() < 1e-4 * y.abs(),
@@ -195,13 +252,15 @@ fn a_diverging_run_stops_naming_the_epoch_and_batch() {
     let e = Env::new();
     // An absurd learning rate blows the embeddings up to ~1e30 after one step; their layer
     // norms overflow and the next loss is not finite.
-    e.write("data.csv", &dataset()).write(
-        "p.yaml",
-        &PIPELINE.replace(
-            "epochs: 1, batch_size: 16}",
-            "epochs: 1, batch_size: 16, lr: 1.0e+30}",
-        ),
-    );
+    e.write("data.csv", &dataset())
+        .write("items.csv", &titles())
+        .write(
+            "p.yaml",
+            &PIPELINE.replace(
+                "epochs: 1, batch_size: 16}",
+                "epochs: 1, batch_size: 16, lr: 1.0e+30}",
+            ),
+        );
     let r = e.run(&["run", "p.yaml"]).fails(1);
     let err = r.stderr();
     assert!(
@@ -215,4 +274,42 @@ fn a_diverging_run_stops_naming_the_epoch_and_batch() {
         "{}",
         r.stdout()
     );
+}
+
+/// Content warm-up epochs train the content LM alone (no pull toward the collaborative tables,
+/// which are still random), as the authors' code does; the rounds after them are regularized.
+#[test]
+fn content_warmup_epochs_are_unregularized() {
+    let e = Env::new();
+    e.write("data.csv", &dataset())
+        .write("items.csv", &titles())
+        .write("p.yaml", PIPELINE);
+    let warm = ["--set", "stages.pretrain.params.content_warmup=1"];
+    e.run(&[&["run", "p.yaml"][..], &warm].concat()).ok();
+    let show = e
+        .run(&[&["show", "p.yaml", "pretrain"][..], &warm].concat())
+        .ok()
+        .stdout();
+    let dir = show
+        .lines()
+        .find_map(|l| l.strip_prefix("output: "))
+        .unwrap();
+    let h: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(std::path::Path::new(dir).join("history.json")).unwrap(),
+    )
+    .unwrap();
+    let phases: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["phase"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["warmup", "collab", "content"], "{h}");
+    // loss per prediction minus NLL per prediction: the regularization's share
+    let reg = |i: usize| h[i]["loss"].as_f64().unwrap() - h[i]["nll"].as_f64().unwrap();
+    assert!(
+        reg(0).abs() < 1e-9,
+        "the warm-up epoch is not regularized: {h}"
+    );
+    assert!(reg(2) > 1e-6, "a round's content epoch is regularized: {h}");
 }
