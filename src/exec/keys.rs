@@ -128,7 +128,7 @@ mod tests {
     fn the_key_hashes_the_resolved_params() {
         let short = finetune_key("{lambda_c: 1}");
         let written_out = finetune_key(
-            "{epochs: 10, lr: 0.0001, batch_size: 64, mask_ratio: 0.2, targets: masked, \
+            "{epochs: 150, lr: 0.0001, batch_size: 64, mask_ratio: 0.2, targets: masked, \
              lambda_c: 1.0, engine: auto}",
         );
         assert_eq!(

@@ -57,7 +57,7 @@ pub struct FinetuneParams {
 impl Default for FinetuneParams {
     fn default() -> Self {
         FinetuneParams {
-            epochs: 10,
+            epochs: 150,
             lr: 1e-4,
             batch_size: 64,
             mask_ratio: 0.2,

@@ -30,10 +30,11 @@ pub struct TokenizeParams {
     pub item_prompt: String,
     pub user_prompt: String,
     pub rec_prompt: String,
-    /// Items in a collaborative main text or a recommendation prompt (the most recent kept).
-    pub max_items: usize,
-    /// Tokens of a content main text.
-    pub max_text_tokens: usize,
+    /// Items in a collaborative main text or a recommendation prompt (the most recent kept);
+    /// `None`: no cap (the authors' code: only the training length cuts).
+    pub max_items: Option<usize>,
+    /// Tokens of a content main text; `None`: no cap.
+    pub max_text_tokens: Option<usize>,
 }
 
 impl Default for TokenizeParams {
@@ -46,8 +47,8 @@ impl Default for TokenizeParams {
             item_prompt: "{item} is described as:".into(),
             user_prompt: "{user} is described as:".into(),
             rec_prompt: "{user} has interacted with {items}, {user} will interact with".into(),
-            max_items: 256,
-            max_text_tokens: 256,
+            max_items: None,
+            max_text_tokens: None,
         }
     }
 }
@@ -238,7 +239,7 @@ impl StageKind for Tokenize {
             rows.sort_unstable();
             let items: Vec<u32> = rows.iter().map(|r| r.2).collect();
             let u = u as u32;
-            let (kept, cut) = tail(&items, p.max_items);
+            let (kept, cut) = tail(&items, p.max_items.unwrap_or(usize::MAX));
             collab.push(
                 &t.collab.render(&v, Some(u), None, &[]),
                 &kept.iter().map(|&i| v.item(i)).collect::<Vec<_>>(),
@@ -254,8 +255,8 @@ impl StageKind for Tokenize {
         let mut text_cut = 0;
         let mut encode = |s: &str| {
             let mut ids = tok.encode(&format!(" {}", s.trim()));
-            if ids.len() > p.max_text_tokens {
-                ids.truncate(p.max_text_tokens);
+            if let Some(max) = p.max_text_tokens.filter(|&m| ids.len() > m) {
+                ids.truncate(max);
                 text_cut += 1;
             }
             ids

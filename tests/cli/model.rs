@@ -40,7 +40,7 @@ stages:
   pretrain:
     kind: pretrain
     needs: [tokenize]
-    params: {n_layer: 1, n_head: 2, n_embd: 16, n_positions: 32, epochs: 1, batch_size: 16}
+    params: {n_layer: 1, n_head: 2, n_embd: 16, n_positions: 32, epochs: 1, content_warmup: 1, batch_size: 16}
   finetune:
     kind: finetune
     needs: [pretrain, tokenize, ingest]
@@ -150,8 +150,8 @@ fn bad_model_params_are_errors_with_position() {
     e.write(
         "p.yaml",
         &PIPELINE.replace(
-            "epochs: 1, batch_size: 16}",
-            "epochs: 1, batch_size: 16, engine: fast}",
+            "content_warmup: 1, batch_size: 16}",
+            "content_warmup: 1, batch_size: 16, engine: fast}",
         ),
     );
     let err = e.run(&["plan", "p.yaml"]).fails(2).stderr();
@@ -235,8 +235,9 @@ fn the_fused_trainer_and_the_burn_model_give_the_same_losses() {
                 .collect()
         };
         let (a, b) = (losses(&fused_dir), losses(&burn_dir));
-        // pretrain: a collaborative and a content epoch; finetune: two of each
-        let n = if stage == "pretrain" { 2 } else { 4 };
+        // pretrain: a warm-up, a collaborative and a content epoch; finetune: two RecLLM and
+        // two content epochs
+        let n = if stage == "pretrain" { 3 } else { 4 };
         assert!(a.len() == n && b.len() == n, "{stage}: {a:?} vs {b:?}");
         for (x, y) in a.iter().zip(&b) {
             assert!(
@@ -257,8 +258,8 @@ fn a_diverging_run_stops_naming_the_epoch_and_batch() {
         .write(
             "p.yaml",
             &PIPELINE.replace(
-                "epochs: 1, batch_size: 16}",
-                "epochs: 1, batch_size: 16, lr: 1.0e+30}",
+                "content_warmup: 1, batch_size: 16}",
+                "content_warmup: 1, batch_size: 16, lr: 1.0e+30}",
             ),
         );
     let r = e.run(&["run", "p.yaml"]).fails(1);
@@ -284,12 +285,9 @@ fn content_warmup_epochs_are_unregularized() {
     e.write("data.csv", &dataset())
         .write("items.csv", &titles())
         .write("p.yaml", PIPELINE);
-    let warm = ["--set", "stages.pretrain.params.content_warmup=1"];
-    e.run(&[&["run", "p.yaml"][..], &warm].concat()).ok();
-    let show = e
-        .run(&[&["show", "p.yaml", "pretrain"][..], &warm].concat())
-        .ok()
-        .stdout();
+    // (PIPELINE's pretrain has one warm-up epoch)
+    e.run(&["run", "p.yaml"]).ok();
+    let show = e.run(&["show", "p.yaml", "pretrain"]).ok().stdout();
     let dir = show
         .lines()
         .find_map(|l| l.strip_prefix("output: "))
