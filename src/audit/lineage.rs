@@ -343,8 +343,10 @@ pub fn build(
         raw_files.sort();
         raw_files.dedup();
         out_targets.push(Target {
-            label: rec.label.clone(),
-            stage: rec.stage.clone(),
+            // this pipeline's names: the record may have been written by another pipeline
+            // whose instance had the same key under another name
+            label: p.instances[t].label.clone(),
+            stage: p.instances[t].stage_name.clone(),
             key: rec.key_hash.clone(),
             output: rec.output.clone(),
             metrics: rec

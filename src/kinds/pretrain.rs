@@ -301,7 +301,8 @@ impl StageKind for Pretrain {
         // 2: GPT-2 backbones train with the fused CPU trainer (results differ from version 1's
         // in the last bits); 3: model.json records a non-default engine, which its scorer then
         // uses (`auto` outputs are byte-identical to version 2's); 4: content warm-up epochs
-        // are not regularized (outputs with `content_warmup: 0` are byte-identical to 3's)
+        // are not regularized, and `content: false` has none (outputs with `content_warmup:
+        // 0` are byte-identical to 3's)
         4
     }
 
@@ -357,8 +358,9 @@ impl StageKind for Pretrain {
         let mut rng = Rng::new(seed);
         let mut history = Vec::new();
         let mut log = ctx.log;
-        let mut phases: Vec<(&str, usize)> =
-            (1..=p.content_warmup).map(|e| ("warmup", e)).collect();
+        // Without the content LM (`content: false`) there is no content warm-up either.
+        let warmup = if p.content { p.content_warmup } else { 0 };
+        let mut phases: Vec<(&str, usize)> = (1..=warmup).map(|e| ("warmup", e)).collect();
         for e in 1..=p.epochs {
             phases.push(("collab", e));
             if p.content {

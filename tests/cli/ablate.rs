@@ -246,6 +246,7 @@ fn ready_sweeps_and_pipelines_plan() {
         ("sweeps/lambda.yaml", 18),
         ("sweeps/backbone-size.yaml", 12),
         ("pipelines/ablations.yaml", 21),
+        ("pipelines/paper-table.yaml", 19),
     ] {
         let path = root.join(file);
         let r = e.run(&["plan", path.to_str().unwrap()]).ok();

@@ -161,6 +161,24 @@ fn audit_traces_a_metric_to_the_raw_ratings_file() {
         bad.contains("FAILED  `outputs/evaluate/metrics.json` was modified"),
         "{bad}"
     );
+
+    // Another pipeline with the same instance under another name: cached, and audited under
+    // its own name, not the name the record was written with.
+    e.write(
+        "q.yaml",
+        &e.read("p.yaml").replace("  evaluate:", "  most-popular:"),
+    );
+    let run = e.run(&["run", "q.yaml"]).ok().stdout();
+    assert!(run.contains("most-popular  cached"), "{run}");
+    e.run(&["audit", "q.yaml", "--bundle", "appendix-q"]).ok();
+    let bundle = e.read("appendix-q/bundle.json");
+    assert!(
+        e.path("appendix-q/outputs/most-popular/metrics.json")
+            .is_file(),
+        "{bundle}"
+    );
+    let ok = e.run(&["audit", "--check", "appendix-q"]).ok().stdout();
+    assert!(ok.contains(" 0 failed"), "{ok}");
 }
 
 /// Three command stages: a raw data folder, a cleaned table, metrics from it.
