@@ -34,6 +34,23 @@ crate::choice! {
     Targets { Masked = "masked", All = "all" }
 }
 
+crate::choice! {
+    /// How many of a user's n training items are masked: `floor`, floor(mask_ratio n) (the
+    /// authors' code), or `nearest`, round(mask_ratio n); at least 1 either way.
+    MaskRounding { Floor = "floor", Nearest = "nearest" }
+}
+
+impl MaskRounding {
+    fn count(self, ratio: f64, n: usize) -> usize {
+        let x = ratio * n as f64;
+        let k = match self {
+            MaskRounding::Floor => x.floor(),
+            MaskRounding::Nearest => x.round(),
+        };
+        (k as usize).clamp(1, n)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FinetuneParams {
@@ -42,6 +59,8 @@ pub struct FinetuneParams {
     pub batch_size: usize,
     /// Share of a user's training items masked out of the prompt each epoch.
     pub mask_ratio: f64,
+    /// How that share of n items is rounded (docs/fidelity.md, 9a).
+    pub mask_rounding: MaskRounding,
     pub targets: Targets,
     pub lambda_c: f64,
     /// How lambda_c weighs the regularizer against the likelihood (docs/fidelity.md, 6).
@@ -61,6 +80,7 @@ impl Default for FinetuneParams {
             lr: 1e-4,
             batch_size: 64,
             mask_ratio: 0.2,
+            mask_rounding: MaskRounding::Floor,
             targets: Targets::Masked,
             lambda_c: 1.0,
             reg_scale: RegScale::Map,
@@ -114,11 +134,12 @@ fn inputs<'a>(ctx: &'a StageContext) -> Result<Inputs<'a>, StageError> {
 }
 
 /// One epoch's masked prompts: for each user, the prompt without a random `ratio` of its
-/// items (the rest in a new random order with `shuffle`), and the targets.
+/// items, rounded by `rounding` (the rest in a new random order with `shuffle`), and the
+/// targets.
 fn masked_prompts(
     prompts: &[(u32, Seq)],
     item_offset: u32,
-    ratio: f64,
+    (ratio, rounding): (f64, MaskRounding),
     all: bool,
     shuffle: bool,
     rng: &mut Rng,
@@ -131,7 +152,7 @@ fn masked_prompts(
         if items.is_empty() {
             continue;
         }
-        let k = ((ratio * items.len() as f64).round() as usize).clamp(1, items.len());
+        let k = rounding.count(ratio, items.len());
         let mut pick = items.clone();
         rng.shuffle(&mut pick);
         let drop: std::collections::HashSet<usize> = pick[..k].iter().copied().collect();
@@ -172,7 +193,8 @@ impl StageKind for Finetune {
         // in the last bits); 3: validation scores with the code that trains (it was the fused
         // code for a GPT-2 on the CPU also under `engine: burn`), and model.json records a
         // non-default engine (`auto` outputs are byte-identical to version 2's); 4: content
-        // LM epochs (`content_epochs`, on by default; off gives version 3's outputs)
+        // LM epochs (`content_epochs`, on by default) and `mask_rounding` (default `floor`);
+        // with `content_epochs: false` and `mask_rounding: nearest`, version 3's outputs
         4
     }
 
@@ -269,7 +291,7 @@ impl StageKind for Finetune {
             let pairs = masked_prompts(
                 &prompts,
                 item_offset,
-                p.mask_ratio,
+                (p.mask_ratio, p.mask_rounding),
                 p.targets == Targets::All,
                 shuffle,
                 &mut rng,
@@ -375,7 +397,14 @@ mod tests {
             },
         )];
         let visible = |shuffle: bool, seed: u64| {
-            let out = masked_prompts(&prompts, 700, 0.2, false, shuffle, &mut Rng::new(seed));
+            let out = masked_prompts(
+                &prompts,
+                700,
+                (0.2, MaskRounding::Floor),
+                false,
+                shuffle,
+                &mut Rng::new(seed),
+            );
             assert_eq!(out[0].0.tokens[..2], [600, 1]);
             assert_eq!(out[0].1.len(), 2, "round(0.2 * 10) targets");
             out[0].0.tokens[2..].to_vec()
@@ -393,5 +422,27 @@ mod tests {
             (0..6).any(|seed| !increasing(&visible(true, seed))),
             "shuffled prompts leave time order"
         );
+    }
+
+    #[test]
+    fn mask_rounding_floors_as_the_code_or_rounds() {
+        let k = |r: MaskRounding, n: usize| r.count(0.2, n);
+        // n = 8: 1.6 items
+        assert_eq!(
+            (k(MaskRounding::Floor, 8), k(MaskRounding::Nearest, 8)),
+            (1, 2)
+        );
+        // n = 10: 2 either way; n = 2: 0.4, but at least one
+        assert_eq!(
+            (k(MaskRounding::Floor, 10), k(MaskRounding::Nearest, 10)),
+            (2, 2)
+        );
+        assert_eq!(
+            (k(MaskRounding::Floor, 2), k(MaskRounding::Nearest, 2)),
+            (1, 1)
+        );
+        // n = 1: the one item
+        assert_eq!(k(MaskRounding::Nearest, 1), 1);
+        assert_eq!(MaskRounding::Floor.count(0.9, 1), 1);
     }
 }
