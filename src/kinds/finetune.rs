@@ -406,7 +406,7 @@ mod tests {
                 &mut Rng::new(seed),
             );
             assert_eq!(out[0].0.tokens[..2], [600, 1]);
-            assert_eq!(out[0].1.len(), 2, "round(0.2 * 10) targets");
+            assert_eq!(out[0].1.len(), 2, "0.2 * 10 targets");
             out[0].0.tokens[2..].to_vec()
         };
         let increasing = |t: &[u32]| t.windows(2).all(|w| w[0] < w[1]);
