@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::data::rng::Rng;
 use crate::eval::scorer::Scorer;
 use crate::eval::{EvalSplit, UserMetrics};
-use crate::kinds::pretrain::{bucket_order, content_vocab, seqs, ContentVocabChoice};
+use crate::kinds::pretrain::{bucketed, content_vocab, seqs, ContentVocabChoice};
 use crate::kinds::{
     defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
     TypedParams,
@@ -296,11 +296,9 @@ impl StageKind for Finetune {
                 shuffle,
                 &mut rng,
             );
-            let lens: Vec<usize> = pairs.iter().map(|(s, _)| s.tokens.len()).collect();
             let (seqs, targets): (Vec<Seq>, Vec<Vec<u32>>) =
-                bucket_order(&lens, p.batch_size, &mut rng)
+                bucketed(&pairs, |(s, _)| s.tokens.len(), p.batch_size, &mut rng)
                     .into_iter()
-                    .map(|k| pairs[k].clone())
                     .unzip();
             let stats = trainer
                 .epoch(
@@ -328,11 +326,7 @@ impl StageKind for Finetune {
                 kept = trainer.snapshot(skip).map_err(fail)?;
             }
             if let Some((docs, vocab)) = &content {
-                let lens: Vec<usize> = docs.iter().map(|s| s.tokens.len()).collect();
-                let docs: Vec<Seq> = bucket_order(&lens, p.batch_size, &mut rng)
-                    .into_iter()
-                    .map(|k| docs[k].clone())
-                    .collect();
+                let docs = bucketed(docs, |s| s.tokens.len(), p.batch_size, &mut rng);
                 let stats = trainer
                     .epoch(
                         &docs,

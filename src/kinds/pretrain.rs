@@ -290,6 +290,20 @@ pub fn bucket_order(lens: &[usize], batch: usize, rng: &mut Rng) -> Vec<usize> {
     batches.into_iter().flatten().collect()
 }
 
+/// `items` in the [`bucket_order`] of their lengths `len`.
+pub fn bucketed<T: Clone>(
+    items: &[T],
+    len: impl Fn(&T) -> usize,
+    batch: usize,
+    rng: &mut Rng,
+) -> Vec<T> {
+    let lens: Vec<usize> = items.iter().map(len).collect();
+    bucket_order(&lens, batch, rng)
+        .into_iter()
+        .map(|i| items[i].clone())
+        .collect()
+}
+
 pub struct Pretrain;
 
 impl StageKind for Pretrain {
@@ -373,6 +387,7 @@ impl StageKind for Pretrain {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
             }
+            let shuffled;
             let (docs, objective) = if phase == "collab" {
                 let mut docs = collab_docs.clone();
                 if p.item_order == ItemOrder::Shuffle {
@@ -380,18 +395,15 @@ impl StageKind for Pretrain {
                         rng.shuffle(&mut s.tokens[s.prompt_len..]);
                     }
                 }
-                (docs, Objective::Collab)
+                shuffled = docs;
+                (&shuffled, Objective::Collab)
             } else {
-                (content_docs.clone(), Objective::Content(&vocab))
+                (&content_docs, Objective::Content(&vocab))
             };
             if docs.is_empty() {
                 continue;
             }
-            let lens: Vec<usize> = docs.iter().map(|s| s.tokens.len()).collect();
-            let docs: Vec<Seq> = bucket_order(&lens, p.batch_size, &mut rng)
-                .into_iter()
-                .map(|i| docs[i].clone())
-                .collect();
+            let docs = bucketed(docs, |s| s.tokens.len(), p.batch_size, &mut rng);
             let stats = trainer
                 .epoch(
                     &docs,

@@ -44,15 +44,6 @@ fn sweep() -> String {
     )
 }
 
-fn output_dir(e: &Env, cache: &str, pipeline: &str, stage: &str) -> PathBuf {
-    let show = e.run_cache(&["show", pipeline, stage], cache).ok().stdout();
-    PathBuf::from(
-        show.lines()
-            .find_map(|l| l.strip_prefix("output: "))
-            .unwrap_or_else(|| panic!("{show}")),
-    )
-}
-
 fn json(p: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
@@ -72,7 +63,7 @@ fn ablate_tables_plots_and_checks() {
         "{out}"
     );
 
-    let dir = output_dir(&e, "c1", "p.yaml", "ablate");
+    let dir = e.output_dir(&["show", "p.yaml", "ablate"], "c1");
     let table = json(&dir.join("table.json"));
     let rows = table["rows"].as_array().unwrap();
     let labels: Vec<&str> = rows
@@ -197,7 +188,7 @@ fn named_variants_and_evaluation_from_pretraining() {
     );
     e.write("data.csv", &dataset()).write("p.yaml", &p);
     e.run_cache(&["run", "p.yaml"], "c").ok();
-    let dir = output_dir(&e, "c", "p.yaml", "ablate");
+    let dir = e.output_dir(&["show", "p.yaml", "ablate"], "c");
     let table = json(&dir.join("table.json"));
     let labels: Vec<&str> = table["rows"]
         .as_array()

@@ -33,16 +33,8 @@ stages:
     )
 }
 
-fn output_dir(e: &Env, cache: &str, stage: &str) -> String {
-    let show = e.run_cache(&["show", "p.yaml", stage], cache).ok().stdout();
-    show.lines()
-        .find_map(|l| l.strip_prefix("output: "))
-        .unwrap()
-        .to_owned()
-}
-
 fn metrics(e: &Env, cache: &str, stage: &str) -> Json {
-    let dir = output_dir(e, cache, stage);
+    let dir = e.output_dir(&["show", "p.yaml", stage], cache);
     serde_json::from_str(&std::fs::read_to_string(Path::new(&dir).join("metrics.json")).unwrap())
         .unwrap()
 }
@@ -83,7 +75,7 @@ fn multivae_and_lightgcn_run_on_the_fixture_data_and_are_bit_reproducible() {
         }
         assert!(a.stdout().contains(stage), "{}", a.stdout());
     }
-    let dir = output_dir(&e, "c1", "lightgcn");
+    let dir = e.output_dir(&["show", "p.yaml", "lightgcn"], "c1");
     for f in [
         "checkpoint.safetensors",
         "embeddings.safetensors",
@@ -93,8 +85,11 @@ fn multivae_and_lightgcn_run_on_the_fixture_data_and_are_bit_reproducible() {
         assert!(Path::new(&dir).join(f).is_file(), "lightgcn lacks {f}");
     }
     let history: Json = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(&output_dir(&e, "c1", "multivae")).join("history.json"))
-            .unwrap(),
+        &std::fs::read_to_string(
+            e.output_dir(&["show", "p.yaml", "multivae"], "c1")
+                .join("history.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(history.as_array().unwrap().len(), 3, "{history}");

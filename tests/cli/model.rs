@@ -29,6 +29,11 @@ fn titles() -> String {
     s
 }
 
+/// A stage output's history.json.
+fn history(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("history.json")).unwrap()).unwrap()
+}
+
 const PIPELINE: &str = r#"name: tiny
 stages:
   ingest:
@@ -69,15 +74,7 @@ fn cllm4rec_runs_evaluates_and_is_bit_reproducible() {
         .stdout();
     assert!(show.contains("\"model\": \"cllm4rec\""), "{show}");
     assert!(show.contains("\"recall@20\""), "{show}");
-    let show = e
-        .run_cache(&["show", "p.yaml", "finetune"], "c1")
-        .ok()
-        .stdout();
-    let dir = show
-        .lines()
-        .find_map(|l| l.strip_prefix("output: "))
-        .unwrap()
-        .to_owned();
+    let dir = e.output_dir(&["show", "p.yaml", "finetune"], "c1");
     let files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -85,10 +82,7 @@ fn cllm4rec_runs_evaluates_and_is_bit_reproducible() {
     for f in ["checkpoint.safetensors", "model.json", "history.json"] {
         assert!(files.contains(&f.to_owned()), "{files:?}");
     }
-    let history: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(std::path::Path::new(&dir).join("history.json")).unwrap(),
-    )
-    .unwrap();
+    let history = history(&dir);
     assert_eq!(history.as_array().unwrap().len(), 2, "epoch 0 and epoch 1");
     // `content_epochs` (default): a content LM epoch after the RecLLM epoch
     assert_eq!(history[1]["content"]["phase"], "content", "{history}");
@@ -103,15 +97,8 @@ fn cllm4rec_runs_evaluates_and_is_bit_reproducible() {
     let c = e
         .run_cache(&[&["run", "p.yaml"][..], &off].concat(), "c3")
         .ok();
-    let show = e
-        .run_cache(&[&["show", "p.yaml", "finetune"][..], &off].concat(), "c3")
-        .ok()
-        .stdout();
-    let dir = show
-        .lines()
-        .find_map(|l| l.strip_prefix("output: "))
-        .unwrap();
-    let history = std::fs::read_to_string(std::path::Path::new(dir).join("history.json")).unwrap();
+    let dir = e.output_dir(&[&["show", "p.yaml", "finetune"][..], &off].concat(), "c3");
+    let history = std::fs::read_to_string(dir.join("history.json")).unwrap();
     assert!(!history.contains("\"content\""), "{history}");
     let finetune = |r: &crate::support::Run| {
         r.outputs()
@@ -218,11 +205,8 @@ fn the_fused_trainer_and_the_burn_model_give_the_same_losses() {
             log(&burn_log)
         );
         let losses = |dir: &str| -> Vec<f64> {
-            let h: serde_json::Value = serde_json::from_str(
-                &std::fs::read_to_string(std::path::Path::new(dir).join("history.json")).unwrap(),
-            )
-            .unwrap();
-            h.as_array()
+            history(std::path::Path::new(dir))
+                .as_array()
                 .unwrap()
                 .iter()
                 .flat_map(|e| {
@@ -290,18 +274,7 @@ fn content_warmup_epochs_are_unregularized() {
         // (PIPELINE's pretrain has one warm-up epoch)
         let set = format!("stages.pretrain.params.engine={engine}");
         e.run(&["run", "p.yaml", "--set", &set]).ok();
-        let show = e
-            .run(&["show", "p.yaml", "pretrain", "--set", &set])
-            .ok()
-            .stdout();
-        let dir = show
-            .lines()
-            .find_map(|l| l.strip_prefix("output: "))
-            .unwrap();
-        let h: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(std::path::Path::new(dir).join("history.json")).unwrap(),
-        )
-        .unwrap();
+        let h = history(&e.output_dir(&["show", "p.yaml", "pretrain", "--set", &set], "cache"));
         let phases: Vec<&str> = h
             .as_array()
             .unwrap()

@@ -136,6 +136,16 @@ impl Env {
         }
     }
 
+    /// The output folder of the instance that `show` with `args` prints, from `cache`.
+    pub fn output_dir(&self, args: &[&str], cache: &str) -> PathBuf {
+        let show = self.run_cache(args, cache).ok().stdout();
+        PathBuf::from(
+            show.lines()
+                .find_map(|l| l.strip_prefix("output: "))
+                .unwrap_or_else(|| panic!("no output folder in {show}")),
+        )
+    }
+
     pub fn run_cache(&self, args: &[&str], cache: &str) -> Run {
         Run {
             out: self
