@@ -38,6 +38,10 @@ pub struct Stats {
     pub users_with_text: f64,
     /// Interactions (of the kept ones) that have review text.
     pub reviews: usize,
+    /// What a cold split holds out whole, `items` or `users` (absent for per-user splits):
+    /// after `items`, evaluation ranks only the held-out items (`eval::EvalSplit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cold: Option<&'static str>,
 }
 
 /// Write every output into `out`; returns the stats.
@@ -48,6 +52,7 @@ pub fn write(
     split: &Split,
     counts: SplitCounts,
     steps: StepCounts,
+    cold: Option<&'static str>,
 ) -> Result<Stats, DataError> {
     for (name, rows) in [
         ("train.csv", &split.train),
@@ -125,6 +130,7 @@ pub fn write(
         items_with_text: items_with_text as f64 / ni as f64,
         users_with_text: users_with_text as f64 / nu as f64,
         reviews,
+        cold,
     };
     let p = out.join("stats.json");
     let mut text = serde_json::to_string_pretty(&json!(stats)).expect("plain data");

@@ -5,6 +5,8 @@
 
 use std::collections::HashSet;
 
+use crate::data::rng::splitmix64;
+
 /// Recall@k of a ranking (best first) against the held-out set.
 pub fn recall_at(ranking: &[u32], truth: &HashSet<u32>, k: usize) -> f64 {
     if truth.is_empty() {
@@ -32,16 +34,20 @@ pub fn ndcg_at(ranking: &[u32], truth: &HashSet<u32>, k: usize) -> f64 {
     dcg / idcg
 }
 
-/// The `k` best items by score, excluding `exclude`; ties go to the lower item id.
-pub fn top_k(scores: &[f32], exclude: &HashSet<u32>, k: usize) -> Vec<u32> {
+/// The `k` best items by score among those `ranked` admits. Ties go in a fixed scrambled order
+/// of the item ids (`splitmix64` of the id), not in id order: ingest numbers items as they
+/// first appear in the data, so that low ids are the popular ones, and a scorer that ties
+/// (most-popular among items without training interactions) would otherwise rank by the
+/// whole data's popularity, held-out interactions included.
+pub fn top_k(scores: &[f32], ranked: impl Fn(u32) -> bool, k: usize) -> Vec<u32> {
     let better = |a: &u32, b: &u32| {
         let (sa, sb) = (scores[*a as usize], scores[*b as usize]);
         sb.partial_cmp(&sa)
             .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.cmp(b))
+            .then_with(|| splitmix64(*a as u64).cmp(&splitmix64(*b as u64)))
     };
     let mut cand: Vec<u32> = (0..scores.len() as u32)
-        .filter(|i| !exclude.contains(i) && !scores[*i as usize].is_nan())
+        .filter(|&i| ranked(i) && !scores[i as usize].is_nan())
         .collect();
     if cand.len() > k {
         cand.select_nth_unstable_by(k - 1, better);
@@ -76,10 +82,16 @@ mod tests {
     }
 
     #[test]
-    fn top_k_excludes_and_breaks_ties_by_id() {
+    fn top_k_admits_and_breaks_ties_in_a_scrambled_order() {
         let s = [0.5, 0.9, 0.9, 0.1, 0.7];
-        assert_eq!(top_k(&s, &set(&[]), 3), vec![1, 2, 4]);
-        assert_eq!(top_k(&s, &set(&[1]), 3), vec![2, 4, 0]);
-        assert_eq!(top_k(&s, &set(&[]), 10), vec![1, 2, 4, 0, 3]);
+        // items 1 and 2 tie: splitmix64(1) = 0x910a2dec89025cc1 < splitmix64(2) = 0x975835de1c9756ce
+        assert_eq!(top_k(&s, |_| true, 3), vec![1, 2, 4]);
+        assert_eq!(top_k(&s, |i| i != 1, 3), vec![2, 4, 0]);
+        assert_eq!(top_k(&s, |_| true, 10), vec![1, 2, 4, 0, 3]);
+        // fewer admitted than k: only those
+        assert_eq!(top_k(&s, |i| i == 0 || i == 3, 3), vec![0, 3]);
+        // all tied: the scrambled order, the same every time (values from Python's splitmix64)
+        let tied = [0.0f32; 6];
+        assert_eq!(top_k(&tied, |_| true, 6), vec![3, 5, 4, 1, 2, 0]);
     }
 }

@@ -1,6 +1,7 @@
 //! Evaluate a scorer on the held-out items of an `ingest` output: for each user with held-out
 //! items, score all items, drop the user's training items, rank, and average the metrics over
-//! those users.
+//! those users. After a `cold-items` split only the items held out in the evaluated part are
+//! ranked (the cold-start protocol: which of the new items will the user take?).
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -15,6 +16,9 @@ pub struct EvalSplit {
     pub train: Vec<HashSet<u32>>,
     pub heldout: Vec<HashSet<u32>>,
     pub items: usize,
+    /// The items that are ranked, when not all are: after a `cold-items` split (stats.json's
+    /// `cold: items`), those that occur in the held-out part.
+    pub candidates: Option<Vec<bool>>,
 }
 
 fn pairs(path: &Path) -> Result<Vec<(u32, u32)>, String> {
@@ -47,14 +51,39 @@ impl EvalSplit {
         for (u, i) in pairs(&ingest.join("train.csv"))? {
             train[u as usize].insert(i);
         }
-        for (u, i) in pairs(&ingest.join(format!("{which}.csv")))? {
+        let held = pairs(&ingest.join(format!("{which}.csv")))?;
+        let candidates = match stats.get("cold").and_then(Json::as_str) {
+            None | Some("users") => None,
+            Some("items") => {
+                let mut c = vec![false; items];
+                for &(_, i) in &held {
+                    c[i as usize] = true;
+                }
+                Some(c)
+            }
+            Some(other) => {
+                return Err(format!(
+                    "{}: `cold` is `{other}`, expected `items` or `users`",
+                    ingest.join("stats.json").display()
+                ))
+            }
+        };
+        for (u, i) in held {
             heldout[u as usize].insert(i);
         }
         Ok(EvalSplit {
             train,
             heldout,
             items,
+            candidates,
         })
+    }
+
+    /// Whether item `i` is ranked for user `u`: not one of the user's training items, and a
+    /// candidate.
+    pub fn ranks(&self, u: u32, i: u32) -> bool {
+        !self.train[u as usize].contains(&i)
+            && self.candidates.as_ref().is_none_or(|c| c[i as usize])
     }
 
     /// Users with held-out items, in id order.
@@ -97,7 +126,7 @@ impl UserMetrics {
             .unwrap_or(0);
         for (&u, s) in users.iter().zip(scores) {
             let truth = &split.heldout[u as usize];
-            let ranking = top_k(s, &split.train[u as usize], kmax);
+            let ranking = top_k(s, |i| split.ranks(u, i), kmax);
             let mut v: Vec<f64> = self
                 .recall
                 .iter()

@@ -116,7 +116,8 @@ impl StageKind for Ingest {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: stats.json says `cold: items|users` after a cold split (other outputs unchanged)
+        2
     }
 
     fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
@@ -170,7 +171,12 @@ impl StageKind for Ingest {
         let kind = p.split_kind().map_err(|(_, m)| StageError::Failed(m))?;
         let seed = ctx.instance.seed;
         let (s, split_counts) = split(&x, &kind, seed);
-        let stats = write(ctx.out, &x, &raw, &s, split_counts, counts).map_err(fail)?;
+        let cold = match kind {
+            SplitKind::ColdItems { .. } => Some("items"),
+            SplitKind::ColdUsers { .. } => Some("users"),
+            SplitKind::Random { .. } | SplitKind::LeaveLastOut => None,
+        };
+        let stats = write(ctx.out, &x, &raw, &s, split_counts, counts, cold).map_err(fail)?;
         let _ = writeln!(
             log,
             "{} users, {} items, {} interactions",

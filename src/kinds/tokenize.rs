@@ -172,7 +172,9 @@ impl StageKind for Tokenize {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: a recommendation prompt for each user without training items (cold users);
+        // outputs are unchanged where every user has training items
+        2
     }
 
     fn resolve(&self, params: Map<String, Json>) -> Result<Params, ParamError> {
@@ -234,6 +236,14 @@ impl StageKind for Tokenize {
         let (mut collab_cut, mut rec_cut) = (0, 0);
         for (u, rows) in by_user.iter_mut().enumerate() {
             if rows.is_empty() {
+                // A user without training items (a cold-users split) has no collaborative
+                // document, but a recommendation prompt: the user's token is all it holds.
+                rec.push(
+                    &t.rec.render(&v, Some(u as u32), None, &[]),
+                    &[],
+                    Some(u as u32),
+                    None,
+                );
                 continue;
             }
             rows.sort_unstable();

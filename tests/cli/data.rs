@@ -56,6 +56,7 @@ fn movielens_threshold_text_tags_and_split() {
         fixture("movielens")
     ));
     let s = stats(&d);
+    assert!(s.get("cold").is_none(), "a per-user split is not cold: {s}");
     assert_eq!(
         (
             s["users"].as_u64(),
@@ -187,6 +188,60 @@ fn p5_sequences_leave_last_out_and_prompts() {
     let (p, m) = rec.doc(0);
     assert!(m.is_empty());
     assert_eq!((p[0], *p.last().unwrap() < 50257), (50257, true));
+}
+
+#[test]
+fn cold_splits_say_so_and_cold_users_get_a_prompt() {
+    let e = Env::new();
+    // ten users of three items each: A<u> and B<u> their own, C everyone's
+    let seqs: String = (0..10).map(|u| format!("U{u} A{u} B{u} C\n")).collect();
+    e.write("seq/user_sequence.txt", &seqs);
+    e.write(
+        "p.yaml",
+        &pipeline("{format: p5, path: seq, split: cold-users}"),
+    );
+    e.run(&["run", "p.yaml"]).ok();
+    let (d, t) = (
+        out_dir(&e, "p.yaml", "ingest"),
+        out_dir(&e, "p.yaml", "tokenize"),
+    );
+    assert_eq!(stats(&d)["cold"], "users");
+    let users_of = |name: &str| -> std::collections::BTreeSet<u32> {
+        read(&d, name)
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let held: Vec<u32> = users_of("valid.csv")
+        .union(&users_of("test.csv"))
+        .copied()
+        .collect();
+    assert_eq!(held.len(), 2);
+    assert!(held.iter().all(|u| !users_of("train.csv").contains(u)));
+    // every user has a recommendation prompt; a held-out one holds its token and no item
+    let (rec, collab) = (
+        Corpus::read(&t.join("rec.tok")).unwrap(),
+        Corpus::read(&t.join("collab.tok")).unwrap(),
+    );
+    assert_eq!((rec.len(), collab.len()), (10, 8));
+    for &u in &held {
+        let d = (0..rec.len()).find(|&d| rec.user[d] == u as i32).unwrap();
+        let (p, m) = rec.doc(d);
+        assert!(m.is_empty());
+        assert!(p.contains(&(50257 + u)), "{p:?}");
+        assert!(p.iter().all(|&x| x < 50257 + 10), "no item token: {p:?}");
+        assert!((0..collab.len()).all(|c| collab.user[c] != u as i32));
+    }
+
+    let e = Env::new();
+    e.write("seq/user_sequence.txt", &seqs);
+    e.write(
+        "p.yaml",
+        &pipeline("{format: p5, path: seq, split: cold-items}"),
+    );
+    e.run(&["run", "p.yaml"]).ok();
+    assert_eq!(stats(&out_dir(&e, "p.yaml", "ingest"))["cold"], "items");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 """Independent reference for the Rust `popular` and `evaluate` stages (a test compares them).
 
-Most-popular: rank items by training popularity (ties: lower item id first). For each user with
-test items: drop the user's training items, take the top K. Recall@K = hits / min(K, #test
+Most-popular: rank items by training popularity (ties: in the order of SplitMix64 of the item
+id, written here from its published constants). For each user with
+test items: drop the user's training items, take the top K. After a cold-items split (stats.json
+says so), only the items of test.csv are ranked. Recall@K = hits / min(K, #test
 items); NDCG@K with IDCG over min(K, #test items) (the Multi-VAE definitions). Reads the
 `ingest` output in CLLM4REC_IN_INGEST; writes metrics.json (full precision) into CLLM4REC_OUT.
 """
@@ -18,8 +20,20 @@ def pairs(name):
 
 train, test = pairs("train.csv"), pairs("test.csv")
 counts = collections.Counter(i for items in train.values() for i in items)
-n_items = json.load(open(os.path.join(src, "stats.json")))["items"]
-ranking = sorted(range(n_items), key=lambda i: (-counts[i], i))
+stats = json.load(open(os.path.join(src, "stats.json")))
+n_items = stats["items"]
+M = (1 << 64) - 1
+
+def splitmix64(x):
+    z = (x + 0x9E3779B97F4A7C15) & M
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    return z ^ (z >> 31)
+
+ranking = sorted(range(n_items), key=lambda i: (-counts[i], splitmix64(i)))
+if stats.get("cold") == "items":
+    in_test = set().union(*test.values())
+    ranking = [i for i in ranking if i in in_test]
 
 def at_k(top, truth, k):
     hits = [1 if i in truth else 0 for i in top[:k]]
