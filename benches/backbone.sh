@@ -86,7 +86,7 @@ stages:
   pretrain:
     kind: pretrain
     needs: [tokenize]
-    params: {$shape n_positions: $N_POSITIONS, batch_size: $BATCH, epochs: $EPOCHS, content: false, engine: burn}
+    params: {$shape n_positions: $N_POSITIONS, batch_size: $BATCH, epochs: $EPOCHS, content: false, batching: bucket, engine: burn}
 YAML
 
 # ours BACKEND: one forced pretrain run; prints "tokens/s loss rss_mib"

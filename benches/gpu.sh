@@ -302,7 +302,7 @@ stages:
   pretrain:
     kind: pretrain
     needs: [tokenize]
-    params: {$shape, n_positions: 512, batch_size: 32, epochs: $EPOCHS, content: false, engine: burn}
+    params: {$shape, n_positions: 512, batch_size: 32, epochs: $EPOCHS, content: false, batching: bucket, engine: burn}
 YAML
         local c=$W/cache-$name mem rc=0 rate
         "$bin" --cache-dir "$c" run "$W/ws/$name.yaml" --force pretrain >/dev/null 2>&1 || true  # ingest, tokenize

@@ -26,7 +26,7 @@ stages:
   pretrain:
     kind: pretrain
     needs: [tokenize]
-    params: {n_embd: $N_EMBD, n_layer: $N_LAYER, n_head: $N_HEAD, n_positions: 512, batch_size: $BATCH, epochs: $EPOCHS, content: false, engine: auto}
+    params: {n_embd: $N_EMBD, n_layer: $N_LAYER, n_head: $N_HEAD, n_positions: 512, batch_size: $BATCH, epochs: $EPOCHS, content: false, batching: bucket, engine: auto}
 YAML
 # the stage log has "collab epoch N: ... (T tokens in S s, R tokens/s)"; prints tokens/s
 measure() {

@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::data::rng::Rng;
 use crate::eval::scorer::Scorer;
 use crate::eval::{EvalSplit, UserMetrics};
-use crate::kinds::pretrain::{bucketed, content_vocab, seqs, ContentVocabChoice};
+use crate::kinds::pretrain::{bucketed, content_vocab, seqs, Batching, ContentVocabChoice};
 use crate::kinds::{
     defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
     TypedParams,
@@ -70,6 +70,9 @@ pub struct FinetuneParams {
     /// A content LM epoch after each RecLLM epoch (docs/fidelity.md, 9e).
     pub content_epochs: bool,
     pub content_vocab: ContentVocabChoice,
+    /// How an epoch's prompts (and content documents) are cut into batches
+    /// (docs/fidelity.md, 17).
+    pub batching: Batching,
     pub engine: Engine,
 }
 
@@ -87,6 +90,7 @@ impl Default for FinetuneParams {
             prompt_order: PromptOrder::Time,
             content_epochs: true,
             content_vocab: ContentVocabChoice::Full,
+            batching: Batching::Sequential,
             engine: Engine::Auto,
         }
     }
@@ -194,7 +198,8 @@ impl StageKind for Finetune {
         // code for a GPT-2 on the CPU also under `engine: burn`), and model.json records a
         // non-default engine (`auto` outputs are byte-identical to version 2's); 4: content
         // LM epochs (`content_epochs`, on by default) and `mask_rounding` (default `floor`);
-        // with `content_epochs: false` and `mask_rounding: nearest`, version 3's outputs
+        // with `content_epochs: false` and `mask_rounding: nearest`, version 3's outputs;
+        // then the param `batching` (default `sequential`; `bucket` gives the outputs before it)
         4
     }
 
@@ -296,10 +301,14 @@ impl StageKind for Finetune {
                 shuffle,
                 &mut rng,
             );
-            let (seqs, targets): (Vec<Seq>, Vec<Vec<u32>>) =
-                bucketed(&pairs, |(s, _)| s.tokens.len(), p.batch_size, &mut rng)
-                    .into_iter()
-                    .unzip();
+            let (seqs, targets): (Vec<Seq>, Vec<Vec<u32>>) = bucketed(
+                &pairs,
+                |(s, _)| s.tokens.len(),
+                (p.batch_size, p.batching),
+                &mut rng,
+            )
+            .into_iter()
+            .unzip();
             let stats = trainer
                 .epoch(
                     &seqs,
@@ -326,7 +335,12 @@ impl StageKind for Finetune {
                 kept = trainer.snapshot(skip).map_err(fail)?;
             }
             if let Some((docs, vocab)) = &content {
-                let docs = bucketed(docs, |s| s.tokens.len(), p.batch_size, &mut rng);
+                let docs = bucketed(
+                    docs,
+                    |s| s.tokens.len(),
+                    (p.batch_size, p.batching),
+                    &mut rng,
+                );
                 let stats = trainer
                     .epoch(
                         &docs,

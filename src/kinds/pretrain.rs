@@ -45,6 +45,20 @@ crate::choice! {
     ContentVocabChoice { Full = "full", Corpus = "corpus" }
 }
 
+crate::choice! {
+    /// How an epoch's documents are cut into batches (docs/fidelity.md, 17): `sequential`, in
+    /// the order they were tokenized (users in id order), as the authors' code's unshuffled
+    /// loaders (the default: the paper does not say); `bucket`, of similar length, the
+    /// batches in random order (less padding for the burn model; the fused trainer packs
+    /// without padding either way).
+    #[derive(Default)]
+    Batching {
+        #[default]
+        Sequential = "sequential",
+        Bucket = "bucket",
+    }
+}
+
 /// The backbone: a random GPT-2 of the given shape, a Hugging Face GPT-2 folder or a GGUF file.
 #[derive(Debug, Clone)]
 pub struct BackboneParams {
@@ -81,6 +95,10 @@ pub struct PretrainParams {
     /// How lambda_c weighs the regularizer against the likelihood (docs/fidelity.md, 6).
     pub reg_scale: RegScale,
     pub item_order: ItemOrder,
+    /// Whether a document's first main-text token is a target (false: as the authors' code,
+    /// whose shift happens inside the main text; docs/fidelity.md, 4).
+    pub first_target: bool,
+    pub batching: Batching,
     /// Train the content LLM (false: the collaborative-LM-only ablation).
     pub content: bool,
     pub content_vocab: ContentVocabChoice,
@@ -104,6 +122,8 @@ impl Default for PretrainParams {
             lambda_c: 1.0,
             reg_scale: RegScale::Map,
             item_order: ItemOrder::Shuffle,
+            first_target: true,
+            batching: Batching::Sequential,
             content: true,
             content_vocab: ContentVocabChoice::Full,
             engine: Engine::Auto,
@@ -290,18 +310,32 @@ pub fn bucket_order(lens: &[usize], batch: usize, rng: &mut Rng) -> Vec<usize> {
     batches.into_iter().flatten().collect()
 }
 
-/// `items` in the [`bucket_order`] of their lengths `len`.
+/// `items` in the order `batching` gives them: the [`bucket_order`] of their lengths `len`,
+/// or as they are.
 pub fn bucketed<T: Clone>(
     items: &[T],
     len: impl Fn(&T) -> usize,
-    batch: usize,
+    (batch, batching): (usize, Batching),
     rng: &mut Rng,
 ) -> Vec<T> {
-    let lens: Vec<usize> = items.iter().map(len).collect();
-    bucket_order(&lens, batch, rng)
-        .into_iter()
-        .map(|i| items[i].clone())
-        .collect()
+    match batching {
+        Batching::Sequential => items.to_vec(),
+        Batching::Bucket => {
+            let lens: Vec<usize> = items.iter().map(len).collect();
+            bucket_order(&lens, batch, rng)
+                .into_iter()
+                .map(|i| items[i].clone())
+                .collect()
+        }
+    }
+}
+
+/// The first main-text token of each document moved into its prompt, so that it is input but
+/// no target (`first_target: false`, the authors' code).
+fn without_first_target(docs: &mut [Seq]) {
+    for s in docs {
+        s.prompt_len = (s.prompt_len + 1).min(s.tokens.len());
+    }
 }
 
 pub struct Pretrain;
@@ -316,7 +350,8 @@ impl StageKind for Pretrain {
         // in the last bits); 3: model.json records a non-default engine, which its scorer then
         // uses (`auto` outputs are byte-identical to version 2's); 4: content warm-up epochs
         // are not regularized, and `content: false` has none (outputs with `content_warmup:
-        // 0` are byte-identical to 3's)
+        // 0` are byte-identical to 3's); then the params `first_target` and `batching` (whose
+        // default, `sequential`, changes the outputs; `batching: bucket` gives version 4's)
         4
     }
 
@@ -367,7 +402,10 @@ impl StageKind for Pretrain {
         let model = Cllm4Rec::new(backbone, users, items, seed, &device);
         let collab_docs = seqs(&files::corpus(tok, "collab.tok").map_err(fail)?, max_len);
         let content_corpus = files::corpus(tok, "content.tok").map_err(fail)?;
-        let content_docs = seqs(&content_corpus, max_len);
+        let mut content_docs = seqs(&content_corpus, max_len);
+        if !p.first_target {
+            without_first_target(&mut content_docs);
+        }
         let vocab = content_vocab(p.content_vocab, &content_corpus, base);
         let mut rng = Rng::new(seed);
         let mut history = Vec::new();
@@ -395,6 +433,9 @@ impl StageKind for Pretrain {
                         rng.shuffle(&mut s.tokens[s.prompt_len..]);
                     }
                 }
+                if !p.first_target {
+                    without_first_target(&mut docs);
+                }
                 shuffled = docs;
                 (&shuffled, Objective::Collab)
             } else {
@@ -403,7 +444,12 @@ impl StageKind for Pretrain {
             if docs.is_empty() {
                 continue;
             }
-            let docs = bucketed(docs, |s| s.tokens.len(), p.batch_size, &mut rng);
+            let docs = bucketed(
+                docs,
+                |s| s.tokens.len(),
+                (p.batch_size, p.batching),
+                &mut rng,
+            );
             let stats = trainer
                 .epoch(
                     &docs,
@@ -460,5 +506,45 @@ impl StageKind for Pretrain {
             built.file.as_deref(),
         )
         .map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cllm4rec::batch::Batch;
+
+    #[test]
+    fn sequential_batching_keeps_the_order_and_draws_nothing() {
+        let items = [5usize, 1, 4, 2, 3];
+        let mut rng = Rng::new(7);
+        let out = bucketed(&items, |&x| x, (2, Batching::Sequential), &mut rng);
+        assert_eq!(out, items);
+        assert_eq!(rng.next_u64(), Rng::new(7).next_u64());
+        let mut rng = Rng::new(7);
+        let b = bucketed(&items, |&x| x, (2, Batching::Bucket), &mut rng);
+        let mut sorted = b.clone();
+        sorted.sort();
+        assert_eq!(sorted, [1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn without_first_target_the_first_main_token_is_input_only() {
+        let mut docs = vec![
+            Seq {
+                tokens: vec![9, 10, 11, 12],
+                prompt_len: 1,
+            },
+            Seq {
+                tokens: vec![9, 8],
+                prompt_len: 2,
+            },
+        ];
+        assert_eq!(Batch::new(&docs).targets, [10, 11, 12]);
+        without_first_target(&mut docs);
+        let b = Batch::new(&docs);
+        assert_eq!(b.targets, [11, 12]);
+        assert_eq!(b.ids[..4], [9, 10, 11, 12]);
+        assert_eq!(docs[1].prompt_len, 2, "no main text: nothing moves");
     }
 }

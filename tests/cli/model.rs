@@ -295,3 +295,54 @@ fn content_warmup_epochs_are_unregularized() {
         );
     }
 }
+
+/// `first_target: false` (the authors' code: each document's first main-text token is input
+/// but no target; `kinds::pretrain`'s unit test checks the targets) and `batching: sequential`
+/// change the losses, and the fused trainer and the burn model still agree on them.
+#[test]
+fn first_target_and_batching_change_the_losses_alike_in_both_trainers() {
+    let e = Env::new();
+    e.write("data.csv", &dataset())
+        .write("items.csv", &titles())
+        .write("p.yaml", PIPELINE);
+    let losses = |engine: &str, first: bool, batching: &str| -> Vec<f64> {
+        let set = [
+            format!("stages.pretrain.params.engine={engine}"),
+            format!("stages.pretrain.params.first_target={first}"),
+            format!("stages.pretrain.params.batching={batching}"),
+        ];
+        let mut args = vec!["run", "p.yaml"];
+        for s in &set {
+            args.extend(["--set", s.as_str()]);
+        }
+        e.run(&args).ok();
+        args[0] = "show";
+        args.insert(2, "pretrain");
+        let h = history(&e.output_dir(&args, "cache"));
+        h.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["loss"].as_f64().unwrap())
+            .collect()
+    };
+    let close = |a: &[f64], b: &[f64]| {
+        a.len() == 3
+            && a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4 * y.abs())
+    };
+    let default = losses("auto", true, "bucket");
+    for (first, batching) in [(false, "bucket"), (true, "sequential")] {
+        let (fused, burn) = (
+            losses("auto", first, batching),
+            losses("burn", first, batching),
+        );
+        assert!(
+            close(&fused, &burn),
+            "{first} {batching}: fused {fused:?}, burn {burn:?}"
+        );
+        assert!(
+            !close(&fused, &default),
+            "{first} {batching}: {fused:?} as the default's"
+        );
+    }
+}
