@@ -21,17 +21,25 @@ pub struct EvalSplit {
     pub candidates: Option<Vec<bool>>,
 }
 
-fn pairs(path: &Path) -> Result<Vec<(u32, u32)>, String> {
+/// The (user, item) pairs of a split file, each id below its bound (stats.json's counts).
+fn pairs(path: &Path, (users, items): (usize, usize)) -> Result<Vec<(u32, u32)>, String> {
     let mut r = csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut out = Vec::new();
     for rec in r.records() {
         let rec = rec.map_err(|e| format!("{}: {e}", path.display()))?;
-        let get = |k: usize| {
+        let line = rec.position().map_or(0, |p| p.line());
+        let get = |k: usize, (name, bound): (&str, usize)| {
             rec.get(k)
                 .and_then(|s| s.parse::<u32>().ok())
-                .ok_or_else(|| format!("{}: bad row {rec:?}", path.display()))
+                .filter(|&x| (x as usize) < bound)
+                .ok_or_else(|| {
+                    format!(
+                        "{}:{line}: `{name}` is not an id below {bound} (stats.json's count): {rec:?}",
+                        path.display()
+                    )
+                })
         };
-        out.push((get(0)?, get(1)?));
+        out.push((get(0, ("user", users))?, get(1, ("item", items))?));
     }
     Ok(out)
 }
@@ -48,10 +56,10 @@ impl EvalSplit {
         let items = stats["items"].as_u64().ok_or("stats.json lacks `items`")? as usize;
         let mut train = vec![HashSet::new(); users];
         let mut heldout = vec![HashSet::new(); users];
-        for (u, i) in pairs(&ingest.join("train.csv"))? {
+        for (u, i) in pairs(&ingest.join("train.csv"), (users, items))? {
             train[u as usize].insert(i);
         }
-        let held = pairs(&ingest.join(format!("{which}.csv")))?;
+        let held = pairs(&ingest.join(format!("{which}.csv")), (users, items))?;
         let candidates = match stats.get("cold").and_then(Json::as_str) {
             None | Some("users") => None,
             Some("items") => {
@@ -175,5 +183,46 @@ impl UserMetrics {
     /// The model-selection criterion of RecLLM finetuning: the sum of the means.
     pub fn criterion(&self) -> f64 {
         self.means().iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ingest folder with `stats`, and train/test files of `(user, item)` rows.
+    fn folder(stats: &str, train: &str, test: &str) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("stats.json"), stats).unwrap();
+        let csv = |rows: &str| format!("user,item,rating,timestamp\n{rows}");
+        std::fs::write(d.path().join("train.csv"), csv(train)).unwrap();
+        std::fs::write(d.path().join("test.csv"), csv(test)).unwrap();
+        d
+    }
+
+    #[test]
+    fn cold_items_rank_only_the_held_out_items() {
+        let d = folder(
+            r#"{"users": 2, "items": 5, "cold": "items"}"#,
+            "0,0,,\n1,1,,\n",
+            "0,3,,\n1,4,,\n",
+        );
+        let s = EvalSplit::read(d.path(), "test").unwrap();
+        let ranked: Vec<u32> = (0..5).filter(|&i| s.ranks(0, i)).collect();
+        assert_eq!(ranked, [3, 4]);
+        let d = folder(r#"{"users": 2, "items": 5}"#, "0,0,,\n1,1,,\n", "0,3,,\n");
+        let s = EvalSplit::read(d.path(), "test").unwrap();
+        let ranked: Vec<u32> = (0..5).filter(|&i| s.ranks(0, i)).collect();
+        assert_eq!(ranked, [1, 2, 3, 4], "all but the user's training items");
+    }
+
+    #[test]
+    fn an_id_beyond_the_counts_is_an_error_naming_file_and_line() {
+        let d = folder(r#"{"users": 2, "items": 5}"#, "0,0,,\n1,7,,\n", "0,3,,\n");
+        let e = EvalSplit::read(d.path(), "test").err().unwrap();
+        assert!(
+            e.contains("train.csv:3: `item` is not an id below 5"),
+            "{e}"
+        );
     }
 }
