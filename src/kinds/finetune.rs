@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value as Json};
 use crate::data::rng::Rng;
 use crate::eval::scorer::Scorer;
 use crate::eval::{EvalSplit, UserMetrics};
-use crate::kinds::pretrain::{bucketed, content_vocab, seqs, Batching, ContentVocabChoice};
+use crate::kinds::pretrain::{content_vocab, in_batch_order, seqs, Batching, ContentVocabChoice};
 use crate::kinds::{
     defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
     TypedParams,
@@ -301,7 +301,7 @@ impl StageKind for Finetune {
                 shuffle,
                 &mut rng,
             );
-            let (seqs, targets): (Vec<Seq>, Vec<Vec<u32>>) = bucketed(
+            let (seqs, targets): (Vec<Seq>, Vec<Vec<u32>>) = in_batch_order(
                 &pairs,
                 |(s, _)| s.tokens.len(),
                 (p.batch_size, p.batching),
@@ -335,7 +335,7 @@ impl StageKind for Finetune {
                 kept = trainer.snapshot(skip).map_err(fail)?;
             }
             if let Some((docs, vocab)) = &content {
-                let docs = bucketed(
+                let docs = in_batch_order(
                     docs,
                     |s| s.tokens.len(),
                     (p.batch_size, p.batching),

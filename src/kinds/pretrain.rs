@@ -312,7 +312,7 @@ pub fn bucket_order(lens: &[usize], batch: usize, rng: &mut Rng) -> Vec<usize> {
 
 /// `items` in the order `batching` gives them: the [`bucket_order`] of their lengths `len`,
 /// or as they are.
-pub fn bucketed<T: Clone>(
+pub fn in_batch_order<T: Clone>(
     items: &[T],
     len: impl Fn(&T) -> usize,
     (batch, batching): (usize, Batching),
@@ -444,7 +444,7 @@ impl StageKind for Pretrain {
             if docs.is_empty() {
                 continue;
             }
-            let docs = bucketed(
+            let docs = in_batch_order(
                 docs,
                 |s| s.tokens.len(),
                 (p.batch_size, p.batching),
@@ -518,11 +518,11 @@ mod tests {
     fn sequential_batching_keeps_the_order_and_draws_nothing() {
         let items = [5usize, 1, 4, 2, 3];
         let mut rng = Rng::new(7);
-        let out = bucketed(&items, |&x| x, (2, Batching::Sequential), &mut rng);
+        let out = in_batch_order(&items, |&x| x, (2, Batching::Sequential), &mut rng);
         assert_eq!(out, items);
         assert_eq!(rng.next_u64(), Rng::new(7).next_u64());
         let mut rng = Rng::new(7);
-        let b = bucketed(&items, |&x| x, (2, Batching::Bucket), &mut rng);
+        let b = in_batch_order(&items, |&x| x, (2, Batching::Bucket), &mut rng);
         let mut sorted = b.clone();
         sorted.sort();
         assert_eq!(sorted, [1, 2, 3, 4, 5]);

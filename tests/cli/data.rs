@@ -22,12 +22,7 @@ fn pipeline(params: &str) -> String {
 }
 
 fn out_dir(e: &Env, pipeline: &str, stage: &str) -> PathBuf {
-    let show = e.run(&["show", pipeline, stage]).ok().stdout();
-    PathBuf::from(
-        show.lines()
-            .find_map(|l| l.strip_prefix("output: "))
-            .unwrap_or_else(|| panic!("{show}")),
-    )
+    e.output_dir(&["show", pipeline, stage], "cache")
 }
 
 fn stats(dir: &Path) -> Json {

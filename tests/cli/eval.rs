@@ -19,20 +19,13 @@ fn most_popular_metrics_match_the_python_reference() {
     );
     e.write("p.yaml", &yaml);
     e.run(&["run", "p.yaml"]).ok();
-    // metrics.json of one instance (`show` prints each after a `== label` line)
+    // metrics.json of one instance (one point of the matrix: the same key)
     let metrics = |stage: &str, split: &str| -> Json {
-        let show = e.run(&["show", "p.yaml", stage]).ok().stdout();
-        let dir = show
-            .split("== ")
-            .find(|s| s.starts_with(&format!("{stage}[split={split}]\n")))
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("output: ")))
-            .unwrap_or_else(|| panic!("no {stage}[split={split}] in {show}"))
-            .to_owned();
-        serde_json::from_str(
-            &std::fs::read_to_string(Path::new(&dir).join("metrics.json")).unwrap(),
-        )
-        .unwrap()
+        let point = format!("matrix.split=[{split}]");
+        let dir = e.output_dir(&["show", "p.yaml", stage, "--set", &point], "cache");
+        serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).unwrap()).unwrap()
     };
+
     for split in ["random", "cold-items", "cold-users"] {
         let (ours, reference) = (metrics("evaluate", split), metrics("reference", split));
         assert_eq!(ours["model"], "most-popular");

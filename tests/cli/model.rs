@@ -298,7 +298,8 @@ fn content_warmup_epochs_are_unregularized() {
 
 /// `first_target: false` (the authors' code: each document's first main-text token is input
 /// but no target; `kinds::pretrain`'s unit test checks the targets) and `batching: sequential`
-/// change the losses, and the fused trainer and the burn model still agree on them.
+/// change the losses (against first targets and bucketed batches), and the fused trainer and
+/// the burn model still agree on them.
 #[test]
 fn first_target_and_batching_change_the_losses_alike_in_both_trainers() {
     let e = Env::new();
@@ -330,7 +331,7 @@ fn first_target_and_batching_change_the_losses_alike_in_both_trainers() {
             && a.len() == b.len()
             && a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-4 * y.abs())
     };
-    let default = losses("auto", true, "bucket");
+    let bucketed = losses("auto", true, "bucket");
     for (first, batching) in [(false, "bucket"), (true, "sequential")] {
         let (fused, burn) = (
             losses("auto", first, batching),
@@ -341,8 +342,8 @@ fn first_target_and_batching_change_the_losses_alike_in_both_trainers() {
             "{first} {batching}: fused {fused:?}, burn {burn:?}"
         );
         assert!(
-            !close(&fused, &default),
-            "{first} {batching}: {fused:?} as the default's"
+            !close(&fused, &bucketed),
+            "{first} {batching}: {fused:?} as with first targets and bucketed batches"
         );
     }
 }
