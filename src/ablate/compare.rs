@@ -99,6 +99,7 @@ pub fn compare(
         reference: refv.label.clone(),
         metrics,
         rows,
+        budget: None,
     })
 }
 
@@ -116,6 +117,9 @@ mod tests {
                 .iter()
                 .map(|&(u, v)| (u, vec![v]))
                 .collect::<BTreeMap<_, _>>(),
+            stage: "evaluate".into(),
+            instance: format!("evaluate[{label}]"),
+            compute: None,
         }
     }
 

@@ -18,6 +18,11 @@ pub struct Variant {
     pub metrics: Vec<String>,
     /// user id -> one value per metric.
     pub users: BTreeMap<u64, Vec<f64>>,
+    /// The evaluate stage it came from, and its instance's label (`stage[point]`).
+    pub stage: String,
+    pub instance: String,
+    /// Its compute.json (what made the evaluated model), if it wrote one.
+    pub compute: Option<Json>,
 }
 
 /// One training run: `pretrain` or `finetune`, with its history.json.
@@ -172,11 +177,21 @@ pub fn collect(
     let mut variants = Vec::new();
     for s in &evals {
         let (metrics, users) = read_per_user(&s.dir.join("per_user.csv"))?;
+        let path = s.dir.join(crate::kinds::evaluate::COMPUTE_JSON);
+        let compute = match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                Some(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+            }
+            Err(_) => None,
+        };
         variants.push(Variant {
             label: label(s, one_eval_stage),
             point: s.point.clone().unwrap_or_default(),
             metrics,
             users,
+            stage: s.stage.clone(),
+            instance: label(s, false),
+            compute,
         });
     }
     let mut trained: Vec<(&Source, String, Json)> = Vec::new();

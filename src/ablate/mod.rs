@@ -1,6 +1,7 @@
 //! Ablation tables: gathering evaluations and training histories, paired significance tests,
 //! the table formats, and the plots of the `ablate` stage kind.
 
+pub mod budget;
 pub mod compare;
 pub mod gather;
 pub mod plot;

@@ -10,6 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::Value as Json;
 
+use crate::ablate::budget::Budget;
 use crate::ablate::gather::Run;
 
 const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -361,4 +362,92 @@ pub fn curves_svg(runs: &[Run], valid_metric: &str) -> Result<Option<String>, St
         draw_panels(&area, &ps)?;
     }
     Ok(Some(svg))
+}
+
+fn draw_budget<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, b: &Budget) -> DrawResult {
+    root.fill(&WHITE).map_err(err)?;
+    let xs = b.rows.iter().map(|r| r.flops);
+    let (xmin, xmax) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), x| {
+        (a.min(x), c.max(x))
+    });
+    let ys = b.rows.iter().flat_map(|r| [r.test, r.chosen_test]);
+    let (ymin, ymax) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, c), y| {
+        (a.min(y), c.max(y))
+    });
+    let (ylo, yhi) = padded(ymin.min(0.0), ymax);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!(
+                "Test {} against training compute (line: chosen on validation; dots: every run)",
+                b.metric
+            ),
+            ("sans-serif", 19),
+        )
+        .margin(20)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d((xmin / 1.5..xmax * 1.5).log_scale(), ylo..yhi)
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("model FLOPs of training (log scale)")
+        .y_desc(format!("test {}", b.metric))
+        .x_label_formatter(&|x: &f64| format!("{x:.0e}"))
+        .axis_desc_style(("sans-serif", 18))
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    for (i, (method, pts)) in b.curves().iter().enumerate() {
+        let c = color(i);
+        // a step curve: the chosen configuration holds until a better one fits
+        let mut steps = Vec::new();
+        for (k, &(x, y)) in pts.iter().enumerate() {
+            if k > 0 {
+                steps.push((x, pts[k - 1].1));
+            }
+            steps.push((x, y));
+        }
+        chart
+            .draw_series(LineSeries::new(steps, c.stroke_width(2)))
+            .map_err(err)?
+            .label(method.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(2)));
+        chart
+            .draw_series(
+                b.rows
+                    .iter()
+                    .filter(|r| &r.method == method)
+                    .map(|r| Circle::new((r.flops, r.test), 3, c.mix(0.45).filled())),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)
+}
+
+/// The budget plot: each method's test metric against training FLOPs, as chosen on validation
+/// within each budget, over every run's own point.
+pub fn budget(dir: &Path, stem: &str, b: &Budget) -> DrawResult {
+    register_font()?;
+    if b.rows.is_empty() {
+        return Ok(());
+    }
+    let svg = dir.join(format!("{stem}.svg"));
+    draw_budget(
+        &SVGBackend::new(&svg, (WIDTH, HEIGHT)).into_drawing_area(),
+        b,
+    )?;
+    let png = dir.join(format!("{stem}.png"));
+    let area = BitMapBackend::new(&png, (WIDTH, HEIGHT)).into_drawing_area();
+    draw_budget(&area, b)
 }

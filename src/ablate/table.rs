@@ -5,6 +5,8 @@ use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ablate::budget::Budget;
+
 /// One variant's value of one metric.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cell {
@@ -39,6 +41,10 @@ pub struct Table {
     pub reference: String,
     pub metrics: Vec<String>,
     pub rows: Vec<Row>,
+    /// With `compute: true`: each variant's compute and the configurations chosen on
+    /// validation within each budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
 }
 
 /// Output formats of `table`.
@@ -148,6 +154,9 @@ impl Table {
         out.push('\n');
         out.push_str(&self.header_note());
         out.push('\n');
+        if let Some(b) = &self.budget {
+            out.push_str(&b.markdown());
+        }
         out
     }
 
@@ -229,6 +238,7 @@ mod tests {
                     cells: vec![cell(0.25, Some(0.25), Some(0.0004))],
                 },
             ],
+            budget: None,
         }
     }
 

@@ -26,6 +26,11 @@ pub struct Record {
     pub started: String,
     pub ended: String,
     pub duration_s: f64,
+    /// CPU seconds (user and system) of the stage's run, where they are its own: none where
+    /// another stage ran beside it in the same process (`exec::cpu`), or in a record written
+    /// before they were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s: Option<f64>,
     pub tool_version: String,
     pub git_commit: Option<String>,
     pub host: String,
@@ -42,6 +47,8 @@ pub struct Hit {
     pub key_hash: String,
     pub output: String,
     pub duration_s: f64,
+    #[serde(default)]
+    pub cpu_s: Option<f64>,
     pub metrics: Option<Json>,
 }
 
@@ -51,6 +58,7 @@ impl From<Record> for Hit {
             key_hash: r.key_hash,
             output: r.output,
             duration_s: r.duration_s,
+            cpu_s: r.cpu_s,
             metrics: r.metrics,
         }
     }

@@ -66,6 +66,8 @@ pub struct CommitMeta<'a> {
     pub label: &'a str,
     pub point: &'a Point,
     pub started: SystemTime,
+    /// The stage's CPU seconds, where they are its own (`exec::cpu`).
+    pub cpu_s: Option<f64>,
     pub git_commit: Option<String>,
 }
 
@@ -251,6 +253,7 @@ impl Store {
                 .duration_since(meta.started)
                 .map(|d| d.as_secs_f64())
                 .unwrap_or(0.0),
+            cpu_s: meta.cpu_s,
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
             git_commit: meta.git_commit,
             host: host_name(),

@@ -43,6 +43,36 @@ fn join(tables: &[(String, Table)], format: Format) -> String {
     out
 }
 
+/// The stage kinds whose CPU time a budget row counts: those that train a model.
+const TRAINING: [&str; 4] = ["pretrain", "finetune", "multivae", "lightgcn"];
+
+/// The CPU seconds of the training stages upstream of the instance labelled `label`, from
+/// their records; None if one of them has none (it ran beside another stage) or the label
+/// names no instance of this pipeline.
+fn training_cpu_s(
+    pl: &Pipeline,
+    rows: &[plan::PlanRow],
+    store: &Store,
+    label: &str,
+) -> Option<f64> {
+    let start = pl.instances.iter().position(|i| i.label == label)?;
+    let mut seen = vec![false; pl.instances.len()];
+    let mut stack = vec![start];
+    let mut total = 0.0;
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            continue;
+        }
+        let inst = &pl.instances[i];
+        if TRAINING.iter().any(|k| inst.kind == *k) {
+            let rec = rows[i].key.as_deref().and_then(|k| store.lookup(k))?;
+            total += rec.cpu_s?;
+        }
+        stack.extend(inst.inputs.iter().flat_map(|x| x.instances.iter().copied()));
+    }
+    Some(total)
+}
+
 /// Runs `table`: prints the tables (exit 0), or with `check`, compares them with the file
 /// (exit 1 if it differs). An `ablate` instance that is not cached is an error naming every
 /// instance that would have to run.
@@ -85,7 +115,12 @@ pub fn table(
                     pl.instances[i].label
                 ))
             })?;
-        let t = read_table(&store.object_data(&rec.output)).map_err(CliError::Usage)?;
+        let mut t = read_table(&store.object_data(&rec.output)).map_err(CliError::Usage)?;
+        if let Some(b) = &mut t.budget {
+            for r in &mut b.rows {
+                r.cpu_s = training_cpu_s(pl, &rows, store, &r.instance);
+            }
+        }
         tables.push((pl.instances[i].label.clone(), t));
     }
     let text = join(&tables, format);

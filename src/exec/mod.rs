@@ -1,5 +1,6 @@
 //! Executing a pipeline: cache keys of instances, the parallel scheduler, `plan`, progress.
 
+pub mod cpu;
 pub mod keys;
 pub mod panics;
 pub mod plan;

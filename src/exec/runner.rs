@@ -12,6 +12,7 @@ use crate::cache::lock::KeyLock;
 use crate::cache::record::Record;
 use crate::cache::store::{CommitMeta, Store, StoreError};
 use crate::cache::work::{Work, WorkFolders};
+use crate::exec::cpu::CpuClock;
 use crate::exec::panics;
 use crate::exec::progress::Reporter;
 use crate::exec::{ExecError, CANCEL};
@@ -110,7 +111,9 @@ pub fn compute(
     // A panic in the stage (caught in `run_in`, with its log) or in the commit fails the
     // instance like any other error: its work folder is cleared below.
     let result = panics::contain(|| {
+        let clock = CpuClock::start();
         run_in(p, i, &folder, &key_hash, outputs, store, &progress)?;
+        let cpu_s = clock.stop();
         // (A failed stage keeps its cpus until its failure is reported, so that without
         // `--keep-going` nothing starts after it.)
         ran();
@@ -122,6 +125,7 @@ pub fn compute(
             label: &inst.label,
             point: &inst.point,
             started,
+            cpu_s,
             git_commit,
         };
         // What the stage left is refused (a symlink, a bad metrics.json) or cannot be stored

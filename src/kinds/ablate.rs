@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
+use crate::ablate::budget::{Budget, Costed};
 use crate::ablate::compare::{compare, mean_sem};
 use crate::ablate::gather::collect;
 use crate::ablate::plot::{self, Series};
@@ -30,6 +31,12 @@ pub struct AblateParams {
     pub plots: bool,
     /// The validation metric of the finetuning curves.
     pub curve_metric: String,
+    /// Add each variant's compute (model FLOPs, and CPU seconds in `table`) and, per method
+    /// (evaluate stage), the configuration chosen on validation within each budget to the
+    /// table, and plot `compute_metric` against FLOPs (budget.svg/.png).
+    pub compute: bool,
+    /// The test metric of the budget view.
+    pub compute_metric: String,
 }
 
 impl Default for AblateParams {
@@ -40,6 +47,8 @@ impl Default for AblateParams {
             log_x: true,
             plots: true,
             curve_metric: "recall@20".into(),
+            compute: false,
+            compute_metric: "recall@20".into(),
         }
     }
 }
@@ -57,7 +66,8 @@ impl StageKind for Ablate {
     }
 
     fn version(&self) -> u32 {
-        // 2: a run keeps its colour in every panel of the training curves.
+        // 2: a run keeps its colour in every panel of the training curves; then the params
+        // `compute` and `compute_metric` (with `compute: false`, version 2's outputs)
         2
     }
 
@@ -102,8 +112,33 @@ impl StageKind for Ablate {
             .collect();
         let (variants, runs) =
             collect(ctx.inputs, &order, &gathered, &evaluations, &trainings).map_err(fail)?;
-        let table =
+        let mut table =
             compare(&ctx.instance.stage_name, &variants, p.reference.as_deref()).map_err(fail)?;
+        if p.compute {
+            let col = table
+                .metrics
+                .iter()
+                .position(|m| *m == p.compute_metric)
+                .ok_or_else(|| {
+                    fail(format!(
+                        "`compute_metric`: the evaluations report no `{}` ({})",
+                        p.compute_metric,
+                        table.metrics.join(", ")
+                    ))
+                })?;
+            let costed: Vec<Costed> = variants
+                .iter()
+                .zip(&table.rows)
+                .map(|(v, r)| Costed {
+                    method: &v.stage,
+                    variant: &v.label,
+                    instance: v.instance.clone(),
+                    compute: v.compute.as_ref(),
+                    test: r.cells[col].mean,
+                })
+                .collect();
+            table.budget = Some(Budget::new(&p.compute_metric, &costed).map_err(fail)?);
+        }
         let w = |name: &str, text: String| {
             std::fs::write(ctx.out.join(name), text)
                 .map_err(|e| StageError::Failed(format!("cannot write {name}: {e}")))
@@ -181,6 +216,9 @@ impl StageKind for Ablate {
             plot::sensitivity(ctx.out, "sensitivity", &axis, p.log_x, &series).map_err(fail)?;
         }
         plot::curves(ctx.out, "curves", &runs, &p.curve_metric).map_err(fail)?;
+        if let Some(b) = &table.budget {
+            plot::budget(ctx.out, "budget", b).map_err(fail)?;
+        }
         Ok(())
     }
 }

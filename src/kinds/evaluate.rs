@@ -59,6 +59,23 @@ impl TypedParams for EvaluateParams {
 const MODELS: &[&str] = &["finetune", "pretrain", "popular", "multivae", "lightgcn"];
 
 /// The kind of model a `command` stage wrote: the one whose `model.json` names the same model.
+/// What made the evaluated model, beside its metrics: `{"flops", "valid"}`, the model FLOPs
+/// of its training from the start (`model::flops`) and its kept epoch's validation metrics
+/// (null where it kept none), as its model.json says them. Written only for a model that
+/// counts its FLOPs (the trainers' outputs; not most-popular, nor a command stage's model
+/// unless its model.json says `flops`).
+pub const COMPUTE_JSON: &str = "compute.json";
+
+fn compute_of(model: &std::path::Path) -> Option<Json> {
+    let text = std::fs::read_to_string(model.join("model.json")).ok()?;
+    let info: Json = serde_json::from_str(&text).ok()?;
+    let flops = info.get("flops")?.as_f64()?;
+    Some(serde_json::json!({
+        "flops": flops,
+        "valid": info.get("valid").cloned().unwrap_or(Json::Null),
+    }))
+}
+
 fn model_of_command(dir: &std::path::Path) -> Result<&'static str, String> {
     let path = dir.join("model.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -197,6 +214,12 @@ impl StageKind for Evaluate {
             serde_json::to_string_pretty(&summary).expect("plain data") + "\n",
         )?;
         w("per_user.csv", m.per_user_csv())?;
+        if let Some(c) = compute_of(model) {
+            w(
+                COMPUTE_JSON,
+                serde_json::to_string_pretty(&c).expect("plain data") + "\n",
+            )?;
+        }
         Ok(())
     }
 }

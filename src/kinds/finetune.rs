@@ -199,8 +199,10 @@ impl StageKind for Finetune {
         // non-default engine (`auto` outputs are byte-identical to version 2's); 4: content
         // LM epochs (`content_epochs`, on by default) and `mask_rounding` (default `floor`);
         // with `content_epochs: false` and `mask_rounding: nearest`, version 3's outputs;
-        // then the param `batching` (default `sequential`; `bucket` gives the outputs before it)
-        4
+        // then the param `batching` (default `sequential`; `bucket` gives the outputs before it);
+        // 5: history.json and model.json count the model FLOPs, and model.json holds the kept
+        // epoch's validation metrics (the weights are version 4's)
+        5
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -259,6 +261,11 @@ impl StageKind for Finetune {
         let mut rng = Rng::new(seed ^ 0x6674);
         let mut log = ctx.log;
         let mut trainer = Trainer::new(p.engine, model, !info.frozen, &mut log);
+        // the model FLOPs of this stage: its epochs, and its validation scoring (once before
+        // the first epoch and after each)
+        let mut train_flops = 0.0;
+        let valid_flops =
+            scorer.flops(&trainer.cost(), &valid.eval_users()) * (p.epochs + 1) as f64;
         // validation scores with the code that trains (the fused parameters or the burn model)
         let mut validate = |t: &Trainer| -> Result<(f64, serde_json::Value), String> {
             scorer.set_model(t.scoring());
@@ -270,6 +277,7 @@ impl StageKind for Finetune {
             Ok((um.criterion(), um.summary("cllm4rec", "valid")))
         };
         let (mut best, first) = validate(&trainer).map_err(fail)?;
+        let mut kept_valid = first.clone();
         // A frozen backbone stored as a file never changes: keep only what is trained.
         let skip = info.backbone_file.as_ref().map(|_| "backbone");
         let mut kept = trainer.snapshot(skip).map_err(fail)?;
@@ -322,6 +330,7 @@ impl StageKind for Finetune {
                     &mut progress,
                 )
                 .map_err(|e| fail(e.to_string()))?;
+            let mut trained = stats.flops;
             let (crit, v) = validate(&trainer).map_err(fail)?;
             let _ = writeln!(
                 log,
@@ -333,6 +342,7 @@ impl StageKind for Finetune {
                 best = crit;
                 best_epoch = e;
                 kept = trainer.snapshot(skip).map_err(fail)?;
+                kept_valid = v.clone();
             }
             if let Some((docs, vocab)) = &content {
                 let docs = in_batch_order(
@@ -359,8 +369,10 @@ impl StageKind for Finetune {
                     "content epoch {e}: loss {:.4} nll {:.4} ({:.0} tokens/s)",
                     stats.loss, stats.nll, stats.tokens_per_s
                 );
+                trained += stats.flops;
                 entry["content"] = json!(stats);
             }
+            train_flops += trained;
             ctx.epoch(&entry);
             history.push(entry);
         }
@@ -371,6 +383,8 @@ impl StageKind for Finetune {
             best_epoch: Some(best_epoch),
             engine: p.engine,
             prompt_order: p.prompt_order,
+            flops: info.flops.map(|f| f + train_flops + valid_flops),
+            valid: Some(kept_valid),
             ..info
         };
         let _ = writeln!(

@@ -17,6 +17,7 @@ use crate::model::baselines::lightgcn::{Graph, LightGcn};
 use crate::model::baselines::scorer::{BaselineInfo, Embeddings, LightGcnScorer};
 use crate::model::baselines::{train_lists, validate};
 use crate::model::cllm4rec::{checkpoint, files::write_json};
+use crate::model::flops;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,8 +81,10 @@ impl StageKind for LightGcnKind {
 
     fn version(&self) -> u32 {
         // 2: propagation by a CSR product (src/model/baselines/lightgcn.rs), whose sums run in
-        // another order than the scatter-add of version 1: the last bits of results differ
-        2
+        // another order than the scatter-add of version 1: the last bits of results differ;
+        // 3: model.json counts the model FLOPs and holds the kept epoch's validation metrics
+        // (the weights are version 2's)
+        3
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -120,7 +123,12 @@ impl StageKind for LightGcnKind {
             .collect();
         let mut log = ctx.log;
         let mut history = Vec::new();
-        let mut best: Option<(f64, usize, Embeddings, Vec<u8>)> = None;
+        let mut best: Option<(f64, usize, Embeddings, Vec<u8>, Json)> = None;
+        // model FLOPs: each batch propagates the whole graph forward and its gradient back;
+        // each validation propagates once and scores every eval user against every item
+        let propagation = flops::lightgcn_propagation(graph.neighbours.len(), p.dim, p.layers);
+        let valid_flops = propagation + 2.0 * (split.eval_users().len() * items * p.dim) as f64;
+        let mut flops = 0.0;
         let n_batches = pairs.len().div_ceil(p.batch_size);
         let final_of = |m: &LightGcn| Embeddings::from_nodes(m.embeddings(&graph, p.layers), users);
         for e in 1..=p.epochs {
@@ -134,6 +142,7 @@ impl StageKind for LightGcnKind {
                     .iter()
                     .map(|&(u, i)| (u, i, negative(&split.train[u as usize], items, &mut rng)))
                     .collect();
+                flops += 2.0 * propagation;
                 let loss = model.bpr_loss(&graph, p.layers, &triples, p.l2);
                 let value = loss.value;
                 if !value.is_finite() {
@@ -162,28 +171,30 @@ impl StageKind for LightGcnKind {
                     emb: final_of(&model),
                 };
                 let (metrics, ndcg) = validate(&mut scorer, &split, 1024).map_err(fail)?;
+                flops += valid_flops;
                 let _ = writeln!(
                     log,
                     "epoch {e}: bpr {:.4} reg {:.4} valid {metrics}",
                     bpr_sum / nf,
                     reg_sum / nf
                 );
-                entry["valid"] = metrics;
                 if best.as_ref().is_none_or(|b| ndcg > b.0) {
                     let bytes = checkpoint::to_bytes(&model).map_err(fail)?;
-                    best = Some((ndcg, e, scorer.emb, bytes));
+                    best = Some((ndcg, e, scorer.emb, bytes, metrics.clone()));
                 }
+                entry["valid"] = metrics;
             }
             ctx.epoch(&entry);
             history.push(entry);
         }
-        let (ndcg, best_epoch, emb, bytes) = match best {
-            Some(b) => b,
+        let (ndcg, best_epoch, emb, bytes, valid) = match best {
+            Some((n, e, emb, b, v)) => (n, e, emb, b, Some(v)),
             None => (
                 0.0,
                 0,
                 final_of(&model),
                 checkpoint::to_bytes(&model).map_err(fail)?,
+                None,
             ),
         };
         let _ = if best_epoch == 0 {
@@ -207,6 +218,8 @@ impl StageKind for LightGcnKind {
             dims: vec![p.dim],
             layers: p.layers,
             best_epoch,
+            flops: Some(flops),
+            valid,
         };
         write_json(
             ctx.out,

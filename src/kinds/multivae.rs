@@ -20,6 +20,7 @@ use crate::model::baselines::multivae::{MultiVae, SparseRows};
 use crate::model::baselines::scorer::{BaselineInfo, MultiVaeScorer};
 use crate::model::baselines::{train_lists, validate};
 use crate::model::cllm4rec::{checkpoint, files::write_json, normal};
+use crate::model::flops;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -100,7 +101,9 @@ impl StageKind for MultiVaeKind {
     }
 
     fn version(&self) -> u32 {
-        1
+        // 2: model.json counts the model FLOPs and holds the kept epoch's validation
+        // metrics (the weights are version 1's)
+        2
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -133,7 +136,14 @@ impl StageKind for MultiVaeKind {
         let mut order: Vec<usize> = (0..lists.len()).filter(|&u| !lists[u].is_empty()).collect();
         let mut log = ctx.log;
         let mut history = Vec::new();
-        let mut best: Option<(f64, usize, Vec<u8>)> = None;
+        let mut best: Option<(f64, usize, Vec<u8>, Json)> = None;
+        // model FLOPs: each update's, and each validation's (the eval users' training items in)
+        let mut flops = 0.0;
+        let valid_flops = {
+            let users = split.eval_users();
+            let nnz = users.iter().map(|&u| lists[u as usize].len()).sum();
+            flops::multivae(split.items, p.hidden, p.latent, users.len(), nnz, false)
+        };
         let mut step: u64 = 0;
         let n_batches = order.len().div_ceil(p.batch_size);
         for e in 1..=p.epochs {
@@ -154,6 +164,8 @@ impl StageKind for MultiVaeKind {
                     &device,
                 );
                 beta = p.anneal_cap.min(step as f64 / p.total_anneal_steps as f64);
+                flops +=
+                    flops::multivae(split.items, p.hidden, p.latent, x.rows, x.row.len(), true);
                 let loss = model.loss(&x, &targets, eps, beta);
                 let value = loss.nll + beta * loss.kl;
                 if !value.is_finite() {
@@ -180,23 +192,25 @@ impl StageKind for MultiVaeKind {
             if e % p.eval_every == 0 || e == p.epochs {
                 let mut scorer = MultiVaeScorer::new(model.valid());
                 let (metrics, ndcg) = validate(&mut scorer, &split, p.batch_size).map_err(fail)?;
+                flops += valid_flops;
                 let _ = writeln!(
                     log,
                     "epoch {e}: nll {:.4} kl {:.4} beta {beta:.4} valid {metrics}",
                     nll_sum / n,
                     kl_sum / n
                 );
-                entry["valid"] = metrics;
                 if best.as_ref().is_none_or(|b| ndcg > b.0) {
-                    best = Some((ndcg, e, checkpoint::to_bytes(&model).map_err(fail)?));
+                    let bytes = checkpoint::to_bytes(&model).map_err(fail)?;
+                    best = Some((ndcg, e, bytes, metrics.clone()));
                 }
+                entry["valid"] = metrics;
             }
             ctx.epoch(&entry);
             history.push(entry);
         }
-        let (ndcg, best_epoch, bytes) = match best {
-            Some(b) => b,
-            None => (0.0, 0, checkpoint::to_bytes(&model).map_err(fail)?),
+        let (ndcg, best_epoch, bytes, valid) = match best {
+            Some((n, e, b, v)) => (n, e, b, Some(v)),
+            None => (0.0, 0, checkpoint::to_bytes(&model).map_err(fail)?, None),
         };
         let _ = if best_epoch == 0 {
             writeln!(log, "no epoch trained: kept the initial model")
@@ -212,6 +226,8 @@ impl StageKind for MultiVaeKind {
             dims: vec![p.hidden, p.latent],
             layers: 0,
             best_epoch,
+            flops: Some(flops),
+            valid,
         };
         write_json(
             ctx.out,

@@ -351,8 +351,9 @@ impl StageKind for Pretrain {
         // uses (`auto` outputs are byte-identical to version 2's); 4: content warm-up epochs
         // are not regularized, and `content: false` has none (outputs with `content_warmup:
         // 0` are byte-identical to 3's); then the params `first_target` and `batching` (whose
-        // default, `sequential`, changes the outputs; `batching: bucket` gives version 4's)
-        4
+        // default, `sequential`, changes the outputs; `batching: bucket` gives version 4's);
+        // 5: history.json and model.json count the model FLOPs (the weights are version 4's)
+        5
     }
 
     fn computes_on_backend(&self) -> bool {
@@ -497,6 +498,8 @@ impl StageKind for Pretrain {
             llama: built.llama.clone(),
             engine: p.engine,
             prompt_order: PromptOrder::Time,
+            flops: Some(history.iter().map(|s| s.flops).sum()),
+            valid: None,
         };
         files::write(
             ctx.out,

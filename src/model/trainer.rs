@@ -17,10 +17,11 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 
 use crate::model::cllm4rec::batch::{Batch, Seq};
 use crate::model::cllm4rec::checkpoint;
-use crate::model::cllm4rec::loss::{self, Reg};
+use crate::model::cllm4rec::loss::{self, ContentVocab, Reg};
 use crate::model::cllm4rec::scorer::Scoring;
 use crate::model::cllm4rec::train::{epoch, EpochStats, NonFinite};
 use crate::model::cllm4rec::Cllm4Rec;
+use crate::model::flops::DecoderCost;
 use crate::model::fused::{self, Engine, Objective, Params};
 
 /// Which Adam state an epoch steps with. Pretraining steps both LMs with one; finetuning's
@@ -37,11 +38,13 @@ pub enum Trainer {
         adam: [fused::Adam; 2],
         /// The model the parameters were read from; it receives them at the end.
         model: Cllm4Rec,
+        cost: DecoderCost,
     },
     Burn {
         /// `None` only while an epoch has it.
         model: Option<Cllm4Rec>,
         optim: [ModuleOptimizer; 2],
+        cost: DecoderCost,
     },
 }
 
@@ -60,15 +63,18 @@ impl Trainer {
         train_backbone: bool,
         log: &mut dyn Write,
     ) -> Trainer {
+        let cost = DecoderCost::of(&model.backbone, train_backbone);
         let t = match engine.fused(&model, train_backbone) {
             Some(params) => Trainer::Fused {
                 params,
                 adam: [fused::Adam::new(1e-8), fused::Adam::new(1e-8)],
                 model,
+                cost,
             },
             None => Trainer::Burn {
                 model: Some(model),
                 optim: [(); 2].map(|_| AdamConfig::new().with_epsilon(1e-8).init()),
+                cost,
             },
         };
         let name = match t {
@@ -79,11 +85,71 @@ impl Trainer {
         t
     }
 
+    /// What the backbone costs per token ([`crate::model::flops`]).
+    pub fn cost(&self) -> DecoderCost {
+        match self {
+            Trainer::Fused { cost, .. } | Trainer::Burn { cost, .. } => *cost,
+        }
+    }
+
     /// One epoch over `seqs` in batches of `batch_size` (in the given order): loss, gradients
     /// and a step of the `opt` Adam per batch. With `targets` (one list per sequence) the
-    /// objective is RecLLM's, whatever `objective` says.
+    /// objective is RecLLM's, whatever `objective` says. The stats count its model FLOPs.
     #[allow(clippy::too_many_arguments)]
     pub fn epoch(
+        &mut self,
+        seqs: &[Seq],
+        targets: Option<&[Vec<u32>]>,
+        batch_size: usize,
+        lr: f64,
+        reg: Reg,
+        objective: &Objective,
+        opt: Optimizer,
+        tag: (&str, usize),
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<EpochStats, NonFinite> {
+        let flops = self.epoch_flops(seqs, targets.is_some(), objective);
+        let mut stats = self.epoch_uncounted(
+            seqs, targets, batch_size, lr, reg, objective, opt, tag, progress,
+        )?;
+        stats.flops = flops;
+        Ok(stats)
+    }
+
+    /// The model FLOPs of an epoch over `seqs`: each sequence forward and backward through the
+    /// backbone and the objective's head (the item table, trained; or the word head, trained
+    /// with the backbone), at every prediction, or once per row for RecLLM (`rec`).
+    fn epoch_flops(&self, seqs: &[Seq], rec: bool, objective: &Objective) -> f64 {
+        let cost = self.cost();
+        let model = match self {
+            Trainer::Fused { model, .. } => model,
+            Trainer::Burn { model, .. } => model.as_ref().expect("held"),
+        };
+        let (_, _, items) = model.layout();
+        let rec = rec || matches!(objective, Objective::Rec(_));
+        let (rows, head_trained) = match objective {
+            _ if rec => (items, true),
+            Objective::Collab | Objective::Rec(_) => (items, true),
+            Objective::Content(ContentVocab::Full) => {
+                (model.backbone.word_head_weight().dims()[0], cost.trained)
+            }
+            Objective::Content(ContentVocab::Corpus(ids, _)) => (ids.len(), cost.trained),
+        };
+        seqs.iter()
+            .map(|s| {
+                let t = s.tokens.len();
+                let positions = if rec {
+                    1
+                } else {
+                    t.saturating_sub(s.prompt_len.max(1))
+                };
+                cost.forward(t) + cost.backward(t) + cost.head(positions, rows, Some(head_trained))
+            })
+            .sum()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn epoch_uncounted(
         &mut self,
         seqs: &[Seq],
         targets: Option<&[Vec<u32>]>,
@@ -108,7 +174,7 @@ impl Trainer {
                 tag,
                 progress,
             ),
-            Trainer::Burn { model, optim } => {
+            Trainer::Burn { model, optim, .. } => {
                 let f = |m: &Cllm4Rec, b: &Batch, t: Option<&[Vec<u32>]>| {
                     let device = m.collab_items.val().device();
                     match (t, objective) {
@@ -234,6 +300,70 @@ mod tests {
             opt,
         );
         Params::from_model(&t.into_model(), true).unwrap().t
+    }
+
+    /// The model FLOPs an epoch counts are PyTorch's FlopCounterMode's on transformers' GPT-2
+    /// and Llama (tests/reference/make_flops.py): every objective, the backbone trained and
+    /// frozen, both engines.
+    #[test]
+    fn epochs_count_the_flops_pytorch_counts() {
+        use crate::model::LlamaConfig;
+        let text = std::fs::read_to_string("tests/fixtures/flops.json").unwrap();
+        let fixture: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let reg = Reg {
+            lambda_c: 1.0,
+            scale: RegScale::Map,
+        };
+        let device = train_device();
+        let cases = fixture["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 12);
+        for c in cases {
+            let trained = c["trained"].as_bool().unwrap();
+            let backbone = match c["backbone"].as_str().unwrap() {
+                "gpt2" => Backbone::from(Gpt2Config::tiny().init(3, &device)),
+                _ => Backbone::from(LlamaConfig::tiny().init(3, &device)),
+            };
+            let model = Cllm4Rec::new(backbone.frozen(!trained), 4, 6, 11, &device);
+            let seqs: Vec<Seq> = c["seqs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| Seq {
+                    tokens: serde_json::from_value(s["tokens"].clone()).unwrap(),
+                    prompt_len: s["prompt_len"].as_u64().unwrap() as usize,
+                })
+                .collect();
+            let corpus = ContentVocab::corpus(
+                c["corpus"]
+                    .as_array()
+                    .map(|a| a.iter().map(|w| w.as_u64().unwrap() as u32).collect())
+                    .unwrap_or_else(Vec::new),
+            );
+            let targets: Vec<Vec<u32>> = (0..seqs.len() as u32).map(|u| vec![u]).collect();
+            let (objective, targets) = match c["objective"].as_str().unwrap() {
+                "collab" => (Objective::Collab, None),
+                "content" => (Objective::Content(&corpus), None),
+                _ => (Objective::Collab, Some(&targets[..])),
+            };
+            for engine in [Engine::Auto, Engine::Burn] {
+                let mut log = Vec::new();
+                let mut t = Trainer::new(engine, model.clone(), trained, &mut log);
+                let stats = t
+                    .epoch(
+                        &seqs,
+                        targets,
+                        2,
+                        1e-3,
+                        reg,
+                        &objective,
+                        Optimizer::Main,
+                        ("t", 1),
+                        &mut |_| {},
+                    )
+                    .unwrap();
+                assert_eq!(stats.flops, c["flops"].as_f64().unwrap(), "{c} {engine}");
+            }
+        }
     }
 
     /// Finetuning's content epochs step with an Adam of their own (docs/fidelity.md, 9e): as

@@ -260,3 +260,134 @@ fn ready_sweeps_and_pipelines_plan() {
         );
     }
 }
+
+/// `compute: true`: every trainer counts its model FLOPs (finetuning on top of its
+/// pretraining's), evaluate passes them on with the kept epoch's validation metrics, the
+/// table chooses each method's configuration on validation within each budget, `table` adds
+/// the CPU seconds of the training stages (kept with `--jobs 1`), and budget.svg plots it.
+#[test]
+fn budget_tables_count_compute_and_choose_on_validation() {
+    let e = Env::new();
+    let p = r#"name: budget
+matrix:
+  ft: [1, 3]
+  vae: [2, 4]
+stages:
+  ingest:
+    kind: ingest
+    params: {format: table, path: data.csv, rating_col: rating, time_col: timestamp}
+  tokenize:
+    kind: tokenize
+    needs: [ingest]
+  pretrain:
+    kind: pretrain
+    needs: [tokenize]
+    params: {n_layer: 1, n_head: 2, n_embd: 16, n_positions: 32, epochs: 1, content_warmup: 1, batch_size: 16}
+  finetune:
+    kind: finetune
+    needs: [pretrain, tokenize, ingest]
+    params: {epochs: "${matrix.ft}", lr: 0.01, batch_size: 16}
+  cllm4rec:
+    kind: evaluate
+    needs: [ingest, tokenize, finetune]
+  vae-train:
+    kind: multivae
+    needs: [ingest]
+    params: {epochs: "${matrix.vae}", hidden: 8, latent: 4, batch_size: 10}
+  multi-vae:
+    kind: evaluate
+    needs: [ingest, vae-train]
+  ablate:
+    kind: ablate
+    needs: ["cllm4rec[*]", "multi-vae[*]"]
+    params: {compute: true, axis: none}
+"#;
+    e.write("data.csv", &dataset()).write("p.yaml", p);
+    let first = e.run_cache(&["run", "p.yaml", "--jobs", "1"], "c1").ok();
+    let model = |stage: &str, point: &str| {
+        let dir = e.output_dir(&["show", "p.yaml", stage, "--set", point], "c1");
+        json(&dir.join("model.json"))
+    };
+    // pretraining's FLOPs are its epochs'; each finetuning run adds its own to them
+    let pre = e.output_dir(&["show", "p.yaml", "pretrain"], "c1");
+    let history = json(&pre.join("history.json"));
+    let epochs: f64 = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["flops"].as_f64().unwrap())
+        .sum();
+    let pre_flops = json(&pre.join("model.json"))["flops"].as_f64().unwrap();
+    assert!(epochs > 0.0 && pre_flops == epochs, "{pre_flops} {epochs}");
+    let ft1 = model("finetune", "matrix.ft=[1]")["flops"]
+        .as_f64()
+        .unwrap();
+    let ft3 = model("finetune", "matrix.ft=[3]")["flops"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        ft1 > pre_flops && ft3 - pre_flops > 2.0 * (ft1 - pre_flops),
+        "{ft1} {ft3}"
+    );
+    let vae = model("vae-train", "matrix.vae=[4]");
+    assert!(vae["flops"].as_f64().unwrap() > 0.0 && vae["valid"]["recall@20"].is_number());
+
+    let dir = e.output_dir(&["show", "p.yaml", "ablate"], "c1");
+    let table = json(&dir.join("table.json"));
+    let rows = table["budget"]["rows"].as_array().unwrap();
+    let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["cllm4rec", "cllm4rec", "multi-vae", "multi-vae"]);
+    assert_eq!(rows[0]["flops"].as_f64().unwrap(), ft1);
+    // each row's choice: the method's best validation among the rows of at most its FLOPs
+    // (rows come by FLOPs; on a tie, the cheaper)
+    for r in rows {
+        let best = rows
+            .iter()
+            .filter(|o| o["method"] == r["method"] && o["flops"].as_f64() <= r["flops"].as_f64())
+            .fold(None::<&serde_json::Value>, |b, o| match b {
+                Some(b) if b["valid"].as_f64() >= o["valid"].as_f64() => Some(b),
+                _ => Some(o),
+            })
+            .unwrap();
+        assert_eq!(r["chosen"], best["variant"], "{r}");
+        assert_eq!(r["chosen_test"], best["test"], "{r}");
+    }
+    let svg = std::fs::read_to_string(dir.join("budget.svg")).unwrap();
+    assert!(svg.contains("model FLOPs of training") && svg.contains("multi-vae"));
+
+    // `table` adds the CPU seconds from the records; the stage's own table.md has none
+    let md = e.run_cache(&["table", "p.yaml"], "c1").ok().stdout();
+    assert!(
+        md.contains("| method | variant | FLOPs | CPU s | valid |"),
+        "{md}"
+    );
+    let stored = std::fs::read_to_string(dir.join("table.md")).unwrap();
+    assert!(
+        stored.contains("| method | variant | FLOPs | valid |"),
+        "{stored}"
+    );
+    let cpu_rows = md
+        .lines()
+        .filter(|l| l.starts_with("| cllm4rec | ") || l.starts_with("| multi-vae | "));
+    for l in cpu_rows {
+        let cpu = l.split(" | ").nth(3).unwrap();
+        assert!(cpu.parse::<f64>().is_ok(), "{l}");
+    }
+    // the outputs (compute.json included) are the same from run to run
+    let other = e.run_cache(&["run", "p.yaml"], "c3").ok();
+    assert_eq!(first.outputs(), other.outputs());
+
+    // a variant whose model does not count its FLOPs is named
+    let bad = format!(
+        "{}  popular:\n    kind: popular\n    needs: [ingest]\n  most-popular:\n    kind: evaluate\n    needs: [ingest, popular]\n  ablate2:\n    kind: ablate\n    needs: [\"cllm4rec[*]\", most-popular]\n    params: {{compute: true, axis: none}}\n",
+        p
+    );
+    e.write("bad.yaml", &bad);
+    let fail = e.run_cache(&["run", "bad.yaml"], "c1").fails(1);
+    assert!(
+        fail.stderr()
+            .contains("variant `most-popular` has no compute"),
+        "{}",
+        fail.stderr()
+    );
+}

@@ -29,6 +29,12 @@ pub struct BaselineInfo {
     pub layers: usize,
     /// The kept epoch (best validation NDCG@100)
     pub best_epoch: usize,
+    /// The model FLOPs of training, validation scoring included (`model::flops`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops: Option<f64>,
+    /// The kept epoch's validation metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<serde_json::Value>,
 }
 
 pub fn read_info(dir: &Path) -> Result<BaselineInfo, String> {

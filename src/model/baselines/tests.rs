@@ -163,3 +163,19 @@ fn lightgcn_graph_has_both_directions_and_inverse_square_root_degrees() {
     let r = 1.0 / 2f32.sqrt();
     assert_eq!(g.norm, vec![r, 1.0, r, 1.0, 0.0], "item 2 has no edges");
 }
+
+/// Multi-VAE's model FLOPs are what PyTorch's FlopCounterMode counts for RecBole's layout
+/// (tests/reference/make_flops.py; its input is dense, so the sparse product's non-zeros are
+/// all of it).
+#[test]
+fn multivae_flops_match_pytorch() {
+    let text = std::fs::read_to_string("tests/fixtures/flops.json").unwrap();
+    let f: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let m = &f["multivae"];
+    let n = |k: &str| m[k].as_u64().unwrap() as usize;
+    let (items, hidden, latent, rows) = (n("items"), n("hidden"), n("latent"), n("rows"));
+    for (train, key) in [(true, "train"), (false, "score")] {
+        let ours = crate::model::flops::multivae(items, hidden, latent, rows, rows * items, train);
+        assert_eq!(ours, m[key].as_f64().unwrap(), "{key}");
+    }
+}

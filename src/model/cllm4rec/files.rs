@@ -58,6 +58,13 @@ pub struct ModelInfo {
     /// in the prompts its scorer builds.
     #[serde(default, skip_serializing_if = "PromptOrder::is_time")]
     pub prompt_order: PromptOrder,
+    /// The model FLOPs that made the model (`model::flops`), from the start: pretraining's,
+    /// and finetuning's on top, its validation scoring included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flops: Option<f64>,
+    /// Finetuning only: the kept epoch's validation metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<serde_json::Value>,
 }
 
 fn gpt2() -> String {

@@ -14,6 +14,7 @@ use crate::eval::EvalSplit;
 use crate::model::backend::infer_device;
 use crate::model::cllm4rec::batch::{fit, shuffle_items, Batch, Seq};
 use crate::model::cllm4rec::{files, Cllm4Rec};
+use crate::model::flops::DecoderCost;
 use crate::model::fused::{Engine, Params};
 use crate::text::binfmt::Corpus;
 
@@ -149,6 +150,22 @@ impl Cllm4RecScorer {
     /// Prompts longer than `max_len` tokens keep their most recent items from now on.
     pub fn set_max_len(&mut self, max_len: usize) {
         self.max_len = max_len;
+    }
+
+    /// The model FLOPs of scoring `users` (`model::flops`): each one's prompt, as
+    /// [`Scorer::score`] fits it, forward through a backbone of cost `cost` and the item head.
+    pub fn flops(&self, cost: &DecoderCost, users: &[u32]) -> f64 {
+        let max_len = self
+            .max_len
+            .min(self.model.as_ref().map_or(usize::MAX, |m| m.n_positions()));
+        users
+            .iter()
+            .filter_map(|&u| self.prompts.get(u as usize).cloned().flatten())
+            .map(|s| {
+                let t = fit(s, max_len).tokens.len();
+                cost.forward(t) + cost.head(1, self.items, None)
+            })
+            .sum()
     }
 
     /// (user, prompt) of every user with a prompt, fitted to the longest prompt.

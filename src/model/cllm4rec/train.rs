@@ -23,6 +23,8 @@ pub struct EpochStats {
     /// Mean negative log-likelihood per prediction.
     pub nll: f64,
     pub tokens: usize,
+    /// Model FLOPs of the epoch's training steps (`model::flops`).
+    pub flops: f64,
     /// Timings go to the log, not to history.json: outputs stay byte-identical across runs.
     #[serde(skip)]
     pub tokens_per_s: f64,
@@ -113,6 +115,7 @@ impl Meter {
             loss: self.loss_sum / preds,
             nll: self.nll_sum / preds,
             tokens: self.tokens,
+            flops: 0.0,
             tokens_per_s: self.tokens as f64 / seconds.max(1e-9),
             seconds,
         }
