@@ -58,7 +58,6 @@ impl TypedParams for EvaluateParams {
 /// The kinds whose output `evaluate` scores.
 const MODELS: &[&str] = &["finetune", "pretrain", "popular", "multivae", "lightgcn"];
 
-/// The kind of model a `command` stage wrote: the one whose `model.json` names the same model.
 /// What made the evaluated model, beside its metrics: `{"flops", "valid"}`, the model FLOPs
 /// of its training from the start (`model::flops`) and its kept epoch's validation metrics
 /// (null where it kept none), as its model.json says them. Written only for a model that
@@ -76,6 +75,7 @@ fn compute_of(model: &std::path::Path) -> Option<Json> {
     }))
 }
 
+/// The kind of model a `command` stage wrote: the one whose `model.json` names the same model.
 fn model_of_command(dir: &std::path::Path) -> Result<&'static str, String> {
     let path = dir.join("model.json");
     let text = std::fs::read_to_string(&path).map_err(|e| {

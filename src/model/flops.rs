@@ -129,7 +129,9 @@ pub fn multivae(
 }
 
 /// LightGCN's propagation: `layers` products of the normalised adjacency (`edges` non-zeros,
-/// each interaction twice) with a `[nodes, dim]` table.
+/// each interaction twice) with a `[nodes, dim]` table. A training batch propagates forward
+/// and its gradient back (twice this); BPR's per-triple dot products are element-wise work
+/// (as in PyTorch's LightGCN), not counted.
 pub fn lightgcn_propagation(edges: usize, dim: usize, layers: usize) -> f64 {
     2.0 * edges as f64 * dim as f64 * layers as f64
 }
