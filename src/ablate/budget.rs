@@ -10,7 +10,8 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-/// The validation metrics the criterion adds up.
+/// The validation metrics the criterion adds up: those finetuning and the baselines validate
+/// with, whose sum is `UserMetrics::criterion` (src/eval/split.rs) there.
 pub const CRITERION: [&str; 3] = ["recall@20", "recall@40", "ndcg@100"];
 
 /// One variant: what it cost, how it did on validation and on test, and what validation
