@@ -251,7 +251,9 @@ impl Budget {
             } else {
                 let _ = writeln!(out, ". They cross at {} FLOPs.", crossings.join(", "));
             }
-            let (best_a, best_b) = (pa.last().unwrap().1, pb.last().unwrap().1);
+            let (Some(&(_, best_a)), Some(&(_, best_b))) = (pa.last(), pb.last()) else {
+                continue;
+            };
             if best_a >= best_b {
                 continue;
             }

@@ -109,9 +109,38 @@ impl Trainer {
         progress: &mut dyn FnMut(&str),
     ) -> Result<EpochStats, NonFinite> {
         let flops = self.epoch_flops(seqs, targets.is_some(), objective);
-        let mut stats = self.epoch_uncounted(
-            seqs, targets, batch_size, lr, reg, objective, opt, tag, progress,
-        )?;
+        let mut stats = match self {
+            Trainer::Fused { params, adam, .. } => fused::epoch(
+                params,
+                &mut adam[opt as usize],
+                seqs,
+                targets,
+                batch_size,
+                lr,
+                reg,
+                objective,
+                tag,
+                progress,
+            )?,
+            Trainer::Burn { model, optim, .. } => {
+                let f = |m: &Cllm4Rec, b: &Batch, t: Option<&[Vec<u32>]>| {
+                    let device = m.collab_items.val().device();
+                    match (t, objective) {
+                        (Some(t), _) => loss::rec(m, b, t, reg, &device),
+                        (None, Objective::Rec(t)) => loss::rec(m, b, t, reg, &device),
+                        (None, Objective::Collab) => loss::collab(m, b, reg, &device),
+                        (None, Objective::Content(vocab)) => {
+                            loss::content(m, b, vocab, reg, &device)
+                        }
+                    }
+                };
+                let m = model.take().expect("the model is back after each epoch");
+                let optim = &mut optim[opt as usize];
+                let (m, stats) = epoch(m, optim, seqs, targets, batch_size, lr, tag, &f, progress)?;
+                *model = Some(m);
+                stats
+            }
+        };
         stats.flops = flops;
         Ok(stats)
     }
@@ -128,6 +157,7 @@ impl Trainer {
         let (_, _, items) = model.layout();
         let rec = rec || matches!(objective, Objective::Rec(_));
         let (rows, head_trained) = match objective {
+            // RecLLM's and the collaborative LM's head: the item table, trained
             _ if rec => (items, true),
             Objective::Collab | Objective::Rec(_) => (items, true),
             Objective::Content(ContentVocab::Full) => {
@@ -146,53 +176,6 @@ impl Trainer {
                 cost.forward(t) + cost.backward(t) + cost.head(positions, rows, Some(head_trained))
             })
             .sum()
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn epoch_uncounted(
-        &mut self,
-        seqs: &[Seq],
-        targets: Option<&[Vec<u32>]>,
-        batch_size: usize,
-        lr: f64,
-        reg: Reg,
-        objective: &Objective,
-        opt: Optimizer,
-        tag: (&str, usize),
-        progress: &mut dyn FnMut(&str),
-    ) -> Result<EpochStats, NonFinite> {
-        match self {
-            Trainer::Fused { params, adam, .. } => fused::epoch(
-                params,
-                &mut adam[opt as usize],
-                seqs,
-                targets,
-                batch_size,
-                lr,
-                reg,
-                objective,
-                tag,
-                progress,
-            ),
-            Trainer::Burn { model, optim, .. } => {
-                let f = |m: &Cllm4Rec, b: &Batch, t: Option<&[Vec<u32>]>| {
-                    let device = m.collab_items.val().device();
-                    match (t, objective) {
-                        (Some(t), _) => loss::rec(m, b, t, reg, &device),
-                        (None, Objective::Rec(t)) => loss::rec(m, b, t, reg, &device),
-                        (None, Objective::Collab) => loss::collab(m, b, reg, &device),
-                        (None, Objective::Content(vocab)) => {
-                            loss::content(m, b, vocab, reg, &device)
-                        }
-                    }
-                };
-                let m = model.take().expect("the model is back after each epoch");
-                let optim = &mut optim[opt as usize];
-                let (m, stats) = epoch(m, optim, seqs, targets, batch_size, lr, tag, &f, progress)?;
-                *model = Some(m);
-                Ok(stats)
-            }
-        }
     }
 
     /// The model as it is now, to score with (no autodiff).
