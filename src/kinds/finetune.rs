@@ -25,6 +25,7 @@ use crate::model::cllm4rec::batch::Seq;
 use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::loss::{Reg, RegScale};
 use crate::model::cllm4rec::scorer::{Cllm4RecScorer, PromptOrder};
+use crate::model::dropout::{self, Dropout};
 use crate::model::fused::{Engine, Objective};
 use crate::model::trainer::{Optimizer, Trainer};
 
@@ -73,6 +74,9 @@ pub struct FinetuneParams {
     /// How an epoch's prompts (and content documents) are cut into batches
     /// (docs/fidelity.md, 17).
     pub batching: Batching,
+    /// Dropout in training steps; null: the backbone's own (`model::dropout::rate`).
+    #[serde(skip_serializing_if = "dropout::is_off")]
+    pub dropout: Option<f64>,
     pub engine: Engine,
 }
 
@@ -91,6 +95,7 @@ impl Default for FinetuneParams {
             content_epochs: true,
             content_vocab: ContentVocabChoice::Full,
             batching: Batching::Sequential,
+            dropout: None,
             engine: Engine::Auto,
         }
     }
@@ -116,6 +121,8 @@ impl TypedParams for FinetuneParams {
                 "`lr` and `batch_size` must be positive and `lambda_c` non-negative".into(),
             ));
         }
+        // the range; whether the backbone has dropout is known when the stage runs
+        dropout::rate(p.dropout, "gpt2").map_err(|m| ("dropout".to_owned(), m))?;
         Ok(())
     }
 }
@@ -260,6 +267,7 @@ impl StageKind for Finetune {
         let item_offset = (info.vocab_size + info.users) as u32;
         let mut rng = Rng::new(seed ^ 0x6674);
         let mut log = ctx.log;
+        let rate = dropout::rate(p.dropout, model.backbone.arch()).map_err(fail)?;
         let mut trainer = Trainer::new(p.engine, model, !info.frozen, &mut log);
         // the model FLOPs of this stage: its epochs, and its validation scoring (once before
         // the first epoch and after each)
@@ -326,6 +334,7 @@ impl StageKind for Finetune {
                     reg,
                     &Objective::Collab,
                     Optimizer::Main,
+                    Dropout::for_epoch(rate, seed, ("finetune", e)),
                     ("finetune", e),
                     &mut progress,
                 )
@@ -360,6 +369,9 @@ impl StageKind for Finetune {
                         reg,
                         &Objective::Content(vocab),
                         Optimizer::Content,
+                        // none in content epochs: the code's `rec_model.eval()` for validation
+                        // turns the shared backbone's dropout off until the next RecLLM epoch
+                        None,
                         ("content", e),
                         &mut progress,
                     )

@@ -20,6 +20,7 @@ use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::loss::{ContentVocab, Reg, RegScale};
 use crate::model::cllm4rec::scorer::PromptOrder;
 use crate::model::cllm4rec::Cllm4Rec;
+use crate::model::dropout::{self, Dropout};
 use crate::model::fused::{Engine, Objective};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
 use crate::model::llama::{Llama, LlamaConfig};
@@ -102,6 +103,9 @@ pub struct PretrainParams {
     /// Train the content LLM (false: the collaborative-LM-only ablation).
     pub content: bool,
     pub content_vocab: ContentVocabChoice,
+    /// Dropout in training steps; null: the backbone's own (`model::dropout::rate`).
+    #[serde(skip_serializing_if = "dropout::is_off")]
+    pub dropout: Option<f64>,
     pub engine: Engine,
 }
 
@@ -126,6 +130,7 @@ impl Default for PretrainParams {
             batching: Batching::Sequential,
             content: true,
             content_vocab: ContentVocabChoice::Full,
+            dropout: None,
             engine: Engine::Auto,
         }
     }
@@ -149,6 +154,8 @@ impl TypedParams for PretrainParams {
     fn check(&self) -> Result<(), ParamError> {
         let p = self;
         p.backbone().check()?;
+        let arch = if p.backbone.ends_with(".gguf") { "llama" } else { "gpt2" };
+        dropout::rate(p.dropout, arch).map_err(|m| ("dropout".to_owned(), m))?;
         if p.lr.is_nan()
             || p.lr <= 0.0
             || p.batch_size == 0
@@ -400,6 +407,7 @@ impl StageKind for Pretrain {
             .map_err(fail)?;
         let (backbone, frozen) = (built.backbone, built.frozen);
         let max_len = built.max_len.min(backbone.n_positions());
+        let rate = dropout::rate(p.dropout, backbone.arch()).map_err(fail)?;
         let model = Cllm4Rec::new(backbone, users, items, seed, &device);
         let collab_docs = seqs(&files::corpus(tok, "collab.tok").map_err(fail)?, max_len);
         let content_corpus = files::corpus(tok, "content.tok").map_err(fail)?;
@@ -465,6 +473,7 @@ impl StageKind for Pretrain {
                     },
                     &objective,
                     Optimizer::Main,
+                    Dropout::for_epoch(rate, seed, (phase, e)),
                     (phase, e),
                     &mut progress,
                 )

@@ -9,6 +9,8 @@
 use burn::module::Module;
 use burn::tensor::{Int, Tensor};
 
+use crate::model::dropout::Dropout;
+
 use crate::model::gpt2::Gpt2;
 use crate::model::llama::Llama;
 
@@ -72,15 +74,20 @@ impl Backbone {
     }
 
     /// The last hidden state `[batch, seq, d]` of given input embeddings; `attention_mask` is 1
-    /// for real tokens and 0 for (right) padding.
+    /// for real tokens and 0 for (right) padding. `dropout`: a training batch's, GPT-2's
+    /// only (the stages refuse it for a Llama backbone, whose architecture has none).
     pub fn forward_embeds(
         &self,
         inputs_embeds: Tensor<3>,
         attention_mask: Option<Tensor<2, Int>>,
+        dropout: Option<Dropout>,
     ) -> Tensor<3> {
         match self {
-            Backbone::Gpt2(m) => m.forward_embeds(inputs_embeds, attention_mask),
-            Backbone::Llama(m) => m.forward_embeds(inputs_embeds, attention_mask),
+            Backbone::Gpt2(m) => m.forward_embeds_dropout(inputs_embeds, attention_mask, dropout),
+            Backbone::Llama(m) => {
+                assert!(dropout.is_none(), "a Llama backbone has no dropout");
+                m.forward_embeds(inputs_embeds, attention_mask)
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 //! GPT-2 (Radford et al. 2019), the backbone of CLLM4Rec, ported from Hugging Face
 //! `transformers`' `GPT2LMHeadModel`: learned position embeddings, pre-LN blocks with causal
 //! attention and a `gelu_new` MLP, a final layer norm and an LM head tied to the token
-//! embeddings. No dropout: the backbone is either frozen or trained without it.
+//! embeddings. Dropout (`embd_pdrop`, `attn_pdrop`, `resid_pdrop`) only where a training step
+//! asks for it ([`Gpt2::forward_embeds_dropout`], `model::dropout`).
 //!
 //! Field names follow the checkpoint (`wte`, `wpe`, `h.N.ln_1`, `h.N.attn.c_attn`,
 //! `h.N.mlp.c_fc`, `ln_f`), so loading needs no renaming table (the few rules it has are in
@@ -29,6 +30,7 @@ use burn::nn::Embedding;
 use burn::tensor::module::embedding;
 use burn::tensor::{Device, Int, Tensor};
 
+use crate::model::dropout::{Dropout, Site};
 use params::{Builder, ParamSource, RandomInit};
 
 /// The shape of a GPT-2 (the fields of Hugging Face's `GPT2Config` that change the function).
@@ -229,6 +231,18 @@ impl Gpt2 {
         inputs_embeds: Tensor<3>,
         attention_mask: Option<Tensor<2, Int>>,
     ) -> Tensor<3> {
+        self.forward_embeds_dropout(inputs_embeds, attention_mask, None)
+    }
+
+    /// [`Gpt2::forward_embeds`] with a training batch's dropout: the embeddings plus
+    /// positions, the attention probabilities and both branches of every block
+    /// (`model::dropout`, row `r` of the batch as the dropout's row `r`).
+    pub fn forward_embeds_dropout(
+        &self,
+        inputs_embeds: Tensor<3>,
+        attention_mask: Option<Tensor<2, Int>>,
+        dropout: Option<Dropout>,
+    ) -> Tensor<3> {
         let [batch, seq, _] = inputs_embeds.dims();
         assert!(
             seq <= self.n_positions(),
@@ -237,7 +251,8 @@ impl Gpt2 {
         );
         let device = inputs_embeds.device();
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-        let mut x = inputs_embeds + self.wpe.forward(positions); // [batch, seq, d] + [1, seq, d]
+        let x = inputs_embeds + self.wpe.forward(positions); // [batch, seq, d] + [1, seq, d]
+        let mut x = attention::dropped(x, Site::Embedding, dropout.map(|dr| (dr, 0)));
         let pad = attention_mask.map(|mask| {
             assert_eq!(
                 mask.dims(),
@@ -246,8 +261,8 @@ impl Gpt2 {
             );
             mask.equal_elem(0).reshape([batch, 1, 1, seq]) // [batch, 1, 1, seq], true at padding
         });
-        for block in &self.h {
-            x = block.forward(x, pad.clone());
+        for (l, block) in self.h.iter().enumerate() {
+            x = block.forward(x, pad.clone(), dropout.map(|dr| (dr, l)));
         }
         self.ln_f.forward(x)
     }

@@ -5,6 +5,7 @@ pub mod backbone;
 pub mod backend;
 pub mod baselines;
 pub mod cllm4rec;
+pub mod dropout;
 pub mod flops;
 pub mod fused;
 pub mod gpt2;

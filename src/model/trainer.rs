@@ -21,6 +21,7 @@ use crate::model::cllm4rec::loss::{self, ContentVocab, Reg};
 use crate::model::cllm4rec::scorer::Scoring;
 use crate::model::cllm4rec::train::{epoch, EpochStats, NonFinite};
 use crate::model::cllm4rec::Cllm4Rec;
+use crate::model::dropout::Dropout;
 use crate::model::flops::DecoderCost;
 use crate::model::fused::{self, Engine, Objective, Params};
 
@@ -94,7 +95,8 @@ impl Trainer {
 
     /// One epoch over `seqs` in batches of `batch_size` (in the given order): loss, gradients
     /// and a step of the `opt` Adam per batch. With `targets` (one list per sequence) the
-    /// objective is RecLLM's, whatever `objective` says. The stats count its model FLOPs.
+    /// objective is RecLLM's, whatever `objective` says. With `dropout` (the epoch's), batch
+    /// `k` drops with `dropout.batch(k)`. The stats count its model FLOPs.
     #[allow(clippy::too_many_arguments)]
     pub fn epoch(
         &mut self,
@@ -105,6 +107,7 @@ impl Trainer {
         reg: Reg,
         objective: &Objective,
         opt: Optimizer,
+        dropout: Option<Dropout>,
         tag: (&str, usize),
         progress: &mut dyn FnMut(&str),
     ) -> Result<EpochStats, NonFinite> {
@@ -119,6 +122,7 @@ impl Trainer {
                 lr,
                 reg,
                 objective,
+                dropout,
                 tag,
                 progress,
             )?,
@@ -136,7 +140,9 @@ impl Trainer {
                 };
                 let m = model.take().expect("the model is back after each epoch");
                 let optim = &mut optim[opt as usize];
-                let (m, stats) = epoch(m, optim, seqs, targets, batch_size, lr, tag, &f, progress)?;
+                let (m, stats) = epoch(
+                    m, optim, seqs, targets, batch_size, lr, dropout, tag, &f, progress,
+                )?;
                 *model = Some(m);
                 stats
             }
@@ -269,7 +275,7 @@ mod tests {
         let mut log = Vec::new();
         let mut t = Trainer::new(engine, model(), true, &mut log);
         let epoch = |t: &mut Trainer, seqs: &[Seq], o: &Objective, opt: Optimizer| {
-            t.epoch(seqs, None, 2, 1e-2, reg, o, opt, ("t", 1), &mut |_| {})
+            t.epoch(seqs, None, 2, 1e-2, reg, o, opt, None, ("t", 1), &mut |_| {})
                 .unwrap();
         };
         epoch(&mut t, &collab(), &Objective::Collab, Optimizer::Main);
@@ -340,6 +346,7 @@ mod tests {
                         reg,
                         &objective,
                         Optimizer::Main,
+                        None,
                         ("t", 1),
                         &mut |_| {},
                     )

@@ -23,6 +23,8 @@ pub struct Batch {
     pub targets: Vec<u32>,
     /// Flat position of each row's last real token.
     pub last_pos: Vec<i64>,
+    /// The dropout of a training step (`None`: none, as in scoring).
+    pub dropout: Option<crate::model::dropout::Dropout>,
 }
 
 impl Batch {
@@ -44,6 +46,7 @@ impl Batch {
             pred_pos: Vec::new(),
             targets: Vec::new(),
             last_pos: Vec::new(),
+            dropout: None,
         };
         for (r, s) in seqs.iter().enumerate() {
             for (t, &tok) in s.tokens.iter().enumerate() {

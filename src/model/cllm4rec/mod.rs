@@ -131,7 +131,7 @@ impl Cllm4Rec {
             Tensor::<2, Int>::from_data(TensorData::new(b.mask.clone(), [b.rows, b.len]), device);
         let h = self
             .backbone
-            .forward_embeds(self.embed(ids, side), Some(mask)); // [rows, len, d]
+            .forward_embeds(self.embed(ids, side), Some(mask), b.dropout); // [rows, len, d]
         let d = h.dims()[2];
         h.reshape([b.rows * b.len, d])
     }

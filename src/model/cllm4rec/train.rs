@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::model::cllm4rec::batch::{Batch, Seq};
 use crate::model::cllm4rec::loss::Loss;
 use crate::model::cllm4rec::Cllm4Rec;
+use crate::model::dropout::Dropout;
 
 /// A batch's loss: (model, batch, per-row targets for finetuning).
 pub type LossFn<'a> = dyn Fn(&Cllm4Rec, &Batch, Option<&[Vec<u32>]>) -> Loss + 'a;
@@ -123,7 +124,8 @@ impl Meter {
 }
 
 /// Train on `seqs` in batches of `batch_size` (in the given order): for each batch, the loss
-/// `f`, a backward pass and an optimizer step. `progress` hears about every batch.
+/// `f`, a backward pass and an optimizer step. With `dropout`, batch `k` drops with
+/// `dropout.batch(k)`. `progress` hears about every batch.
 #[allow(clippy::too_many_arguments)]
 pub fn epoch(
     mut model: Cllm4Rec,
@@ -132,13 +134,15 @@ pub fn epoch(
     targets: Option<&[Vec<u32>]>,
     batch_size: usize,
     lr: f64,
+    dropout: Option<Dropout>,
     (phase, epoch_no): (&str, usize),
     f: &LossFn<'_>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(Cllm4Rec, EpochStats), NonFinite> {
     let mut meter = Meter::new(phase, epoch_no, seqs.len().div_ceil(batch_size.max(1)));
     for (k, chunk) in seqs.chunks(batch_size.max(1)).enumerate() {
-        let b = Batch::new(chunk);
+        let mut b = Batch::new(chunk);
+        b.dropout = dropout.map(|dr| dr.batch(k));
         let t = targets.map(|t| &t[k * batch_size..k * batch_size + chunk.len()]);
         let loss = f(&model, &b, t);
         let value = loss.value.clone().into_scalar::<f32>() as f64;

@@ -23,6 +23,7 @@ use crate::model::backbone::Backbone;
 use crate::model::cllm4rec::batch::Seq;
 pub use crate::model::cllm4rec::loss::ContentVocab;
 use crate::model::cllm4rec::Cllm4Rec;
+use crate::model::dropout::Dropout;
 use kernels::Heads;
 pub use model::{Grads, StepLoss};
 pub use train::{epoch, Adam};
@@ -264,6 +265,8 @@ pub struct Packed {
     pub pred: Vec<usize>,
     /// ... and the token it predicts.
     pub targets: Vec<u32>,
+    /// The dropout of a training step (`None`: none, as in scoring).
+    pub dropout: Option<Dropout>,
 }
 
 impl Packed {
@@ -275,6 +278,7 @@ impl Packed {
             lens: Vec::new(),
             pred: Vec::new(),
             targets: Vec::new(),
+            dropout: None,
         };
         for s in seqs {
             let start = p.tokens.len();

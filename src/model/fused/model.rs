@@ -4,6 +4,7 @@
 use super::kernels::{self, NormStats};
 use super::*;
 use crate::model::cllm4rec::loss::{Reg, RegScale};
+use crate::model::dropout::Site;
 
 struct LayerActs {
     x: Vec<f32>,
@@ -82,19 +83,28 @@ impl Params {
     fn forward(&self, b: &Packed, users: usize, items: usize) -> Acts {
         let s = &self.shape;
         let d = s.d;
+        let dropout_at = |site, l, v: &mut Vec<f32>| {
+            if let Some(dr) = b.dropout {
+                dr.apply_packed(site, l, &b.lens, d, v);
+            }
+        };
         let mut x = self.embed(b, users, items);
+        dropout_at(Site::Embedding, 0, &mut x);
         let mut layers = Vec::with_capacity(s.layers);
         for l in 0..s.layers {
             let p = |k| &self.t[layer(l, k)];
             let (ln1, ln1_stats) = kernels::layer_norm(&x, p(LN1_G), p(LN1_B), d, s.eps);
             let qkv = kernels::linear(&ln1, p(ATTN_W), p(ATTN_B), d, 3 * d);
-            let (att, lse) = kernels::attention(&qkv, &b.lens, self.heads());
-            let proj = kernels::linear(&att, p(PROJ_W), p(PROJ_B), d, d);
+            let (att, lse) =
+                kernels::attention(&qkv, &b.lens, self.heads(), b.dropout.map(|dr| (dr, l)));
+            let mut proj = kernels::linear(&att, p(PROJ_W), p(PROJ_B), d, d);
+            dropout_at(Site::AttentionOut, l, &mut proj);
             let x_mid: Vec<f32> = x.iter().zip(&proj).map(|(a, b)| a + b).collect();
             let (ln2, ln2_stats) = kernels::layer_norm(&x_mid, p(LN2_G), p(LN2_B), d, s.eps);
             let fc = kernels::linear(&ln2, p(FC_W), p(FC_B), d, s.inner);
             let act = kernels::gelu(&fc);
-            let mlp = kernels::linear(&act, p(FCP_W), p(FCP_B), s.inner, d);
+            let mut mlp = kernels::linear(&act, p(FCP_W), p(FCP_B), s.inner, d);
+            dropout_at(Site::MlpOut, l, &mut mlp);
             let x_out: Vec<f32> = x_mid.iter().zip(&mlp).map(|(a, b)| a + b).collect();
             layers.push(LayerActs {
                 x: std::mem::replace(&mut x, x_out),
@@ -308,12 +318,22 @@ impl Params {
             dg.zip(db),
         );
         drop(dhidden);
+        // the gradient at a dropout site's input: the output's, times the same factors
+        let dropped = |site, l, g: &Vec<f32>| {
+            b.dropout.map(|dr| {
+                let mut g = g.clone();
+                dr.apply_packed(site, l, &b.lens, d, &mut g);
+                g
+            })
+        };
         for l in (0..s.layers).rev() {
             let a = &acts.layers[l];
             let p = |k| &self.t[layer(l, k)];
-            // x_out = x_mid + c_proj(gelu(c_fc(ln_2(x_mid))))
+            // x_out = x_mid + dropout(c_proj(gelu(c_fc(ln_2(x_mid)))))
             let (dw, dbias) = two(&mut grads, layer(l, FCP_W), layer(l, FCP_B));
-            let dact = kernels::linear_backward(&a.act, p(FCP_W), &dx, (s.inner, d), dw.zip(dbias));
+            let dmlp = dropped(Site::MlpOut, l, &dx);
+            let dmlp = dmlp.as_ref().unwrap_or(&dx);
+            let dact = kernels::linear_backward(&a.act, p(FCP_W), dmlp, (s.inner, d), dw.zip(dbias));
             let dfc = kernels::gelu_backward(&a.fc, &dact);
             drop(dact);
             let (dw, dbias) = two(&mut grads, layer(l, FC_W), layer(l, FC_B));
@@ -330,10 +350,19 @@ impl Params {
             );
             add(&mut dx, &dmid);
             drop(dmid);
-            // x_mid = x + c_proj(attention(c_attn(ln_1(x))))
+            // x_mid = x + dropout(c_proj(attention(c_attn(ln_1(x)))))
             let (dw, dbias) = two(&mut grads, layer(l, PROJ_W), layer(l, PROJ_B));
-            let datt = kernels::linear_backward(&a.att, p(PROJ_W), &dx, (d, d), dw.zip(dbias));
-            let dqkv = kernels::attention_backward(&a.qkv, &a.lse, &datt, &b.lens, self.heads());
+            let dproj = dropped(Site::AttentionOut, l, &dx);
+            let dproj = dproj.as_ref().unwrap_or(&dx);
+            let datt = kernels::linear_backward(&a.att, p(PROJ_W), dproj, (d, d), dw.zip(dbias));
+            let dqkv = kernels::attention_backward(
+                &a.qkv,
+                &a.lse,
+                &datt,
+                &b.lens,
+                self.heads(),
+                b.dropout.map(|dr| (dr, l)),
+            );
             drop(datt);
             let (dw, dbias) = two(&mut grads, layer(l, ATTN_W), layer(l, ATTN_B));
             let dln1 =
@@ -346,6 +375,9 @@ impl Params {
         }
 
         // the embeddings: positions, words (if trained) and the objective's tables
+        if let Some(dr) = b.dropout {
+            dr.apply_packed(Site::Embedding, 0, &b.lens, d, &mut dx);
+        }
         let mut k = 0;
         for &len in &b.lens {
             for pos in 0..len {

@@ -14,6 +14,7 @@ use super::*;
 use crate::model::backend::train_device;
 use crate::model::cllm4rec::batch::Batch;
 use crate::model::cllm4rec::loss::{self, ContentVocab, Reg, RegScale};
+use crate::model::dropout::Dropout;
 use crate::model::gpt2::{Gpt2, Gpt2Config};
 
 fn fixture(name: &str) -> PathBuf {
@@ -149,6 +150,29 @@ fn block_err(got: &[f32], want: &[f32], cols: usize, width: usize) -> f64 {
         .fold(0f64, f64::max)
 }
 
+/// A fixture case's RecLLM targets (empty lists for the other cases).
+fn targets_of(case: &Value) -> Vec<Vec<u32>> {
+    case["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r["targets"]
+                .as_array()
+                .map(|t| t.iter().map(|x| x.as_u64().unwrap() as u32).collect())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn objective_of<'a>(which: &str, targets: &'a [Vec<u32>]) -> Objective<'a> {
+    match which {
+        "collab" => Objective::Collab,
+        "content" => Objective::Content(&ContentVocab::Full),
+        _ => Objective::Rec(targets),
+    }
+}
+
 fn reg_of(lambda_c: f64, scale: RegScale) -> Reg {
     Reg { lambda_c, scale }
 }
@@ -163,22 +187,8 @@ fn check_against_pytorch(which: &str) {
     let params = Params::from_model(&fixture_model(), true).unwrap();
     let seqs = seqs_of(case);
     let batch = Packed::new(&seqs);
-    let targets: Vec<Vec<u32>> = case["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r["targets"]
-                .as_array()
-                .map(|t| t.iter().map(|x| x.as_u64().unwrap() as u32).collect())
-                .unwrap_or_default()
-        })
-        .collect();
-    let objective = match which {
-        "collab" => Objective::Collab,
-        "content" => Objective::Content(&ContentVocab::Full),
-        _ => Objective::Rec(&targets),
-    };
+    let targets = targets_of(case);
+    let objective = objective_of(which, &targets);
     let (loss, grads) = params.loss_and_grads(&batch, &objective, reg_of(lambda_c, RegScale::Map));
     assert_eq!(
         loss.predictions as u64,
@@ -238,6 +248,62 @@ fn check_against_pytorch(which: &str) {
                 "{which} grad.{name}: PyTorch has a gradient, the fused trainer none"
             ),
         }
+    }
+}
+
+/// Dropout (`model::dropout`): both engines' losses and gradients of the three cases with the
+/// same masks as PyTorch's GPT-2 at its own dropout sites
+/// (`tests/reference/make_dropout_grads.py`, `tests/fixtures/dropout-grads`).
+#[test]
+fn dropout_losses_and_gradients_match_pytorch() {
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
+    };
+    let (base, cases) = (read("cllm4rec-grads/cases.json"), read("dropout-grads/cases.json"));
+    let dropout = Dropout {
+        p: cases["p"].as_f64().unwrap() as f32,
+        key: cases["key"].as_u64().unwrap(),
+    };
+    let reg = reg_of(cases["lambda_c"].as_f64().unwrap(), RegScale::Map);
+    let device = train_device();
+    let model = fixture_model();
+    let params = Params::from_model(&model, true).unwrap();
+    for which in ["collab", "content", "rec"] {
+        let seqs = seqs_of(&base[which]);
+        let targets = targets_of(&base[which]);
+        let objective = objective_of(which, &targets);
+        let bytes = std::fs::read(fixture(&format!("dropout-grads/{which}.safetensors"))).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let want_loss = cases[which]["loss"].as_f64().unwrap();
+        let check = |engine: &str, loss: f64, grads: &Grads| {
+            assert!(
+                (loss - want_loss).abs() < 2e-6 * want_loss,
+                "{engine} {which} loss {loss} vs {want_loss}"
+            );
+            for (i, name) in names(params.shape.layers).iter().enumerate() {
+                let (shape, want) = read_f32(&st, &format!("grad.{name}"));
+                let got = grads[i].clone().unwrap_or_else(|| vec![0.0; want.len()]);
+                let e = block_err(&got, &want, *shape.last().unwrap(), params.shape.d);
+                assert!(e < 1e-5, "{engine} {which} grad.{name}: relative error {e}");
+            }
+        };
+        let mut packed = Packed::new(&seqs);
+        packed.dropout = Some(dropout);
+        let (loss, grads) = params.loss_and_grads(&packed, &objective, reg);
+        check("fused", loss.loss, &grads);
+        // without the masks the loss is another: the test sees the dropout
+        let (plain, _) = params.loss_and_grads(&Packed::new(&seqs), &objective, reg);
+        assert!((plain.loss - loss.loss).abs() > 1e-3, "{which}");
+
+        let mut batch = Batch::new(&seqs);
+        batch.dropout = Some(dropout);
+        let l = match which {
+            "collab" => loss::collab(&model, &batch, reg, &device),
+            "content" => loss::content(&model, &batch, &ContentVocab::Full, reg, &device),
+            _ => loss::rec(&model, &batch, &targets, reg, &device),
+        };
+        let value = l.value.clone().into_scalar::<f32>() as f64;
+        check("burn", value, &burn_grads(&model, &l.value.backward()));
     }
 }
 
@@ -483,6 +549,7 @@ fn an_epoch_is_bit_identical_from_run_to_run_and_writes_back_into_the_model() {
             1e-3,
             reg_of(1.0, RegScale::Map),
             &Objective::Collab,
+            None,
             ("collab", 1),
             &mut |_| {},
         )

@@ -7,6 +7,7 @@ use super::{Objective, Packed, Params};
 use crate::model::cllm4rec::batch::Seq;
 use crate::model::cllm4rec::loss::Reg;
 use crate::model::cllm4rec::train::{EpochStats, Meter, NonFinite};
+use crate::model::dropout::Dropout;
 
 /// Adam as burn 0.22 computes it (`burn::optim::Adam`: betas 0.9 and 0.999, no weight decay):
 /// per tensor a step counter that advances only when the tensor gets a gradient, and
@@ -62,7 +63,8 @@ impl Adam {
 
 /// One epoch over `seqs` in batches of `batch_size`: loss, gradients and an Adam step per
 /// batch, as `cllm4rec::train::epoch` does with the burn model. With `targets` (one list per
-/// sequence) the objective is RecLLM's ([`Objective::Rec`]) whatever `objective` says.
+/// sequence) the objective is RecLLM's ([`Objective::Rec`]) whatever `objective` says. With
+/// `dropout`, batch `k` drops with `dropout.batch(k)`.
 #[allow(clippy::too_many_arguments)]
 pub fn epoch(
     params: &mut Params,
@@ -73,13 +75,15 @@ pub fn epoch(
     lr: f64,
     reg: Reg,
     objective: &Objective,
+    dropout: Option<Dropout>,
     (phase, epoch_no): (&str, usize),
     progress: &mut dyn FnMut(&str),
 ) -> Result<EpochStats, NonFinite> {
     let batch_size = batch_size.max(1);
     let mut meter = Meter::new(phase, epoch_no, seqs.len().div_ceil(batch_size));
     for (k, chunk) in seqs.chunks(batch_size).enumerate() {
-        let b = Packed::new(chunk);
+        let mut b = Packed::new(chunk);
+        b.dropout = dropout.map(|dr| dr.batch(k));
         let rec;
         let objective = match targets {
             Some(t) => {

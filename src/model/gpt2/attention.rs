@@ -4,10 +4,12 @@ use crate::model::backend::attention;
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, Tensor};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bool, Tensor, TensorData};
 
 use super::params::Builder;
 use super::{Gpt2Config, Gpt2Error};
+use crate::model::dropout::{Dropout, Site};
 
 /// Causal self-attention: one fused query/key/value projection (`c_attn`, a `Conv1D` stored
 /// [d, 3d]), scaled dot-product attention per head, output projection (`c_proj`, [d, d]).
@@ -42,7 +44,16 @@ impl Attention {
     /// - x: `[batch, seq, d]`
     /// - pad: `[batch, 1, 1, seq]`, `true` where the key is padding
     /// - output: `[batch, seq, d]`
-    pub fn forward(&self, x: Tensor<3>, pad: Option<Tensor<4, Bool>>) -> Tensor<3> {
+    ///
+    /// With `drop` (a training batch's dropout and the layer), the probabilities are dropped
+    /// ([`Site::Attention`]) before they weigh the values, written out instead of the fused
+    /// attention op.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        pad: Option<Tensor<4, Bool>>,
+        drop: Option<(Dropout, usize)>,
+    ) -> Tensor<3> {
         let [batch, seq, d] = x.dims();
         let n_head = self.n_head;
         let head_dim = d / n_head;
@@ -55,13 +66,43 @@ impl Attention {
         let k = heads(qkv.clone().narrow(2, d, d));
         let v = heads(qkv.narrow(2, 2 * d, d));
         let mask = pad.map(|m| m.expand([batch, n_head, seq, seq])); // [batch, n_head, seq, seq]
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: true,
+        let context = match drop {
+            None => {
+                let options = AttentionModuleOptions {
+                    scale: None,
+                    softcap: None,
+                    is_causal: true,
+                };
+                attention(q, k, v, mask, None, options) // [batch, n_head, seq, head_dim]
+            }
+            Some((dr, layer)) => {
+                let device = q.device();
+                let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt(); // [b, h, s, s]
+                let causal = Tensor::<2, Bool>::tril_mask([seq, seq], 0, &device)
+                    .reshape([1, 1, seq, seq])
+                    .expand([batch, n_head, seq, seq]); // true above the diagonal
+                let hidden = match mask {
+                    Some(m) => causal.bool_or(m),
+                    None => causal,
+                };
+                let p = softmax(scores.mask_fill(hidden, f32::NEG_INFINITY), 3);
+                let factors = dr.attention_mask(layer, batch, n_head, seq);
+                let factors =
+                    Tensor::<4>::from_data(TensorData::new(factors, [batch, n_head, seq, seq]), &device);
+                (p * factors).matmul(v)
+            }
         };
-        let context = attention(q, k, v, mask, None, options); // [batch, n_head, seq, head_dim]
         let context = context.swap_dims(1, 2).reshape([batch, seq, d]); // [batch, seq, d]
         self.c_proj.forward(context)
     }
+}
+
+/// `x` `[batch, seq, d]` times the dropout factors of `site` (its layer from `drop`), or `x`.
+pub fn dropped(x: Tensor<3>, site: Site, drop: Option<(Dropout, usize)>) -> Tensor<3> {
+    let Some((dr, layer)) = drop else { return x };
+    let dims = x.dims();
+    let [batch, seq, d] = dims;
+    let factors = dr.hidden_mask(site, layer, batch, seq, d);
+    let device = x.device();
+    x * Tensor::<3>::from_data(TensorData::new(factors, dims), &device)
 }

@@ -5,10 +5,11 @@ use burn::nn::Linear;
 use burn::tensor::activation::gelu_approximate;
 use burn::tensor::{Bool, Tensor};
 
-use super::attention::Attention;
+use super::attention::{dropped, Attention};
 use super::layer_norm::LayerNorm;
 use super::params::Builder;
 use super::{Gpt2Config, Gpt2Error};
+use crate::model::dropout::{Dropout, Site};
 
 /// A pre-LN block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
 #[derive(Module, Debug)]
@@ -39,9 +40,19 @@ impl Block {
     /// - x: `[batch, seq, d]`
     /// - pad: `[batch, 1, 1, seq]`, `true` where the key is padding
     /// - output: `[batch, seq, d]`
-    pub fn forward(&self, x: Tensor<3>, pad: Option<Tensor<4, Bool>>) -> Tensor<3> {
-        let x = x.clone() + self.attn.forward(self.ln_1.forward(x), pad);
-        x.clone() + self.mlp.forward(self.ln_2.forward(x))
+    ///
+    /// With `drop` (a training batch's dropout and this block's layer), the attention
+    /// probabilities and both branches' outputs are dropped before they are added.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        pad: Option<Tensor<4, Bool>>,
+        drop: Option<(Dropout, usize)>,
+    ) -> Tensor<3> {
+        let a = self.attn.forward(self.ln_1.forward(x.clone()), pad, drop);
+        let x = x + dropped(a, Site::AttentionOut, drop);
+        let m = self.mlp.forward(self.ln_2.forward(x.clone()));
+        x + dropped(m, Site::MlpOut, drop)
     }
 }
 

@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 
 use super::gemm;
+use crate::model::dropout::Dropout;
 
 /// Splits `v` into consecutive mutable pieces of the given lengths.
 fn split_lens<T>(mut v: &mut [T], lens: impl IntoIterator<Item = usize>) -> Vec<&mut [T]> {
@@ -52,7 +53,16 @@ fn scores(qkv: &[f32], (l, h): (usize, usize), heads: Heads, p: &mut [f32]) {
 /// `[heads, len]` (with its max), from which the backward pass recomputes the probabilities
 /// instead of keeping `[heads, len, len]` of them (as flash attention does): memory linear in
 /// the sequence length.
-pub fn attention(qkv: &[f32], lens: &[usize], heads: Heads) -> (Vec<f32>, Vec<Vec<f32>>) {
+///
+/// With `drop` (a training batch's dropout and the layer), the probabilities are dropped
+/// (`model::dropout`, sequence `s` as the batch's row `s`) before they weigh the values;
+/// the log-denominators are those of the probabilities before dropout.
+pub fn attention(
+    qkv: &[f32],
+    lens: &[usize],
+    heads: Heads,
+    drop: Option<(Dropout, usize)>,
+) -> (Vec<f32>, Vec<Vec<f32>>) {
     let d = heads.d();
     let n: usize = lens.iter().sum();
     let scale = 1.0 / (heads.dim as f32).sqrt();
@@ -64,7 +74,8 @@ pub fn attention(qkv: &[f32], lens: &[usize], heads: Heads) -> (Vec<f32>, Vec<Ve
         .into_par_iter()
         .zip(lse.par_iter_mut())
         .zip(lens.par_iter().zip(starts.par_iter()))
-        .for_each(|((out, lse), (&l, &s))| {
+        .enumerate()
+        .for_each(|(row, ((out, lse), (&l, &s)))| {
             let qkv = &qkv[s * 3 * d..(s + l) * 3 * d];
             let mut p = vec![0f32; l * l];
             for h in 0..heads.n {
@@ -87,6 +98,9 @@ pub fn attention(qkv: &[f32], lens: &[usize], heads: Heads) -> (Vec<f32>, Vec<Ve
                     }
                     row[i + 1..].fill(0.0);
                     lse[h * l + i] = max + sum.ln();
+                }
+                if let Some((dr, layer)) = drop {
+                    drop_probabilities(&mut p, dr, layer, row, h, l);
                 }
                 let v = &qkv[2 * d + h * heads.dim..];
                 gemm(
@@ -112,6 +126,7 @@ pub fn attention_backward(
     dout: &[f32],
     lens: &[usize],
     heads: Heads,
+    drop: Option<(Dropout, usize)>,
 ) -> Vec<f32> {
     let d = heads.d();
     let n: usize = lens.iter().sum();
@@ -123,11 +138,14 @@ pub fn attention_backward(
         .into_par_iter()
         .zip(lse.par_iter())
         .zip(lens.par_iter().zip(starts.par_iter()))
-        .for_each(|((dqkv, lse), (&l, &s))| {
+        .enumerate()
+        .for_each(|(row, ((dqkv, lse), (&l, &s)))| {
             let qkv = &qkv[s * 3 * d..(s + l) * 3 * d];
             let dout = &dout[s * d..(s + l) * d];
             let mut p = vec![0f32; l * l];
             let mut ds = vec![0f32; l * l];
+            // with dropout: the dropped probabilities, which weigh the values
+            let mut pd = drop.map(|_| vec![0f32; l * l]);
             for h in 0..heads.n {
                 let o = h * heads.dim;
                 // the probabilities again, from the scores and the forward's log-denominators
@@ -150,10 +168,16 @@ pub fn attention_backward(
                     &mut ds,
                     (l, 1),
                 );
+                // with dropout, out = (P * M) · V: dV = (P * M)ᵀ · dOut, dP = (dOut · Vᵀ) * M
+                if let (Some((dr, layer)), Some(pd)) = (drop, pd.as_mut()) {
+                    pd.copy_from_slice(&p);
+                    drop_probabilities(pd, dr, layer, row, h, l);
+                    drop_probabilities(&mut ds, dr, layer, row, h, l);
+                }
                 // dV = Pᵀ · dOut
                 gemm(
                     (l, l, heads.dim),
-                    &p,
+                    pd.as_deref().unwrap_or(&p),
                     (1, l),
                     &dout[o..],
                     (d, 1),
@@ -194,6 +218,16 @@ pub fn attention_backward(
             }
         });
     dqkv
+}
+
+/// Multiplies one head's probabilities `[len, len]` (the causal half) by their dropout
+/// factors.
+fn drop_probabilities(p: &mut [f32], dr: Dropout, layer: usize, row: usize, h: usize, l: usize) {
+    for i in 0..l {
+        for (j, x) in p[i * l..i * l + i + 1].iter_mut().enumerate() {
+            *x *= dr.attention_factor(layer, row, h, i, j);
+        }
+    }
 }
 
 /// Where each sequence starts among the packed tokens.
