@@ -75,7 +75,6 @@ pub struct FinetuneParams {
     /// (docs/fidelity.md, 17).
     pub batching: Batching,
     /// Dropout in training steps; null: the backbone's own (`model::dropout::rate`).
-    #[serde(skip_serializing_if = "dropout::is_off")]
     pub dropout: Option<f64>,
     pub engine: Engine,
 }
@@ -102,6 +101,10 @@ impl Default for FinetuneParams {
 }
 
 impl TypedParams for FinetuneParams {
+    fn added() -> Vec<(&'static str, Json)> {
+        vec![("dropout", json!(0.0))]
+    }
+
     fn check(&self) -> Result<(), ParamError> {
         let p = self;
         if !(p.mask_ratio > 0.0 && p.mask_ratio < 1.0) {

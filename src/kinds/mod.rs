@@ -30,6 +30,16 @@ pub use crate::pipeline::schema::{
 /// params without one.
 pub trait TypedParams: Serialize + DeserializeOwned + Default + Send + Sync + 'static {
     const REQUIRED: &'static [&'static str] = &[];
+    /// Params added after cache entries of the kind were made, each with the value at which
+    /// it computes what the kind computed before it existed. At that value the param is left
+    /// out of the resolved JSON, and so of the cache key: those entries stay valid, and a
+    /// pipeline that sets the value explicitly keeps its keys.
+    fn added() -> Vec<(&'static str, Json)> {
+        Vec::new()
+    }
+    /// Writes a param that has several spellings of one computation in one of them (e.g. a
+    /// null that means a value known from the other params), before [`TypedParams::check`].
+    fn normalize(&mut self) {}
     /// Checks beyond what the types say (ranges, combinations).
     fn check(&self) -> Result<(), ParamError> {
         Ok(())
@@ -64,8 +74,15 @@ pub fn resolve<P: TypedParams>(params: Map<String, Json>) -> Result<Params, Para
             (field, format!("`{path}`: {msg}"))
         }
     })?;
+    let mut p = p;
+    p.normalize();
     p.check()?;
-    let json = as_map(&p);
+    let mut json = as_map(&p);
+    for (k, before) in P::added() {
+        if json.get(k) == Some(&before) {
+            json.remove(k);
+        }
+    }
     Ok(Params::new(p, json))
 }
 

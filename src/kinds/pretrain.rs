@@ -19,7 +19,7 @@ use crate::model::cllm4rec::batch::{fit, Seq};
 use crate::model::cllm4rec::files::{self, ModelInfo};
 use crate::model::cllm4rec::loss::{ContentVocab, Reg, RegScale};
 use crate::model::cllm4rec::scorer::PromptOrder;
-use crate::model::cllm4rec::Cllm4Rec;
+use crate::model::cllm4rec::{Cllm4Rec, Side};
 use crate::model::dropout::{self, Dropout};
 use crate::model::fused::{Engine, Objective};
 use crate::model::gpt2::{Gpt2, Gpt2Config};
@@ -38,6 +38,15 @@ crate::choice! {
     /// The items of a collaborative document: in a new random order each epoch (`shuffle`,
     /// the paper) or as tokenized (`fixed`, the authors' code).
     ItemOrder { Shuffle = "shuffle", Fixed = "fixed" }
+}
+
+crate::choice! {
+    /// Which user/item tables pretraining writes (docs/fidelity.md, 8): those of the `last`
+    /// epoch, or each side's from the epoch where that side's LM had its `lowest-loss` (mean
+    /// training loss per prediction, regularizer included), as the authors' code saves them.
+    /// The backbone is the last epoch's either way.
+    #[derive(Default)]
+    Keep { #[default] Last = "last", LowestLoss = "lowest-loss" }
 }
 
 crate::choice! {
@@ -104,8 +113,8 @@ pub struct PretrainParams {
     pub content: bool,
     pub content_vocab: ContentVocabChoice,
     /// Dropout in training steps; null: the backbone's own (`model::dropout::rate`).
-    #[serde(skip_serializing_if = "dropout::is_off")]
     pub dropout: Option<f64>,
+    pub keep: Keep,
     pub engine: Engine,
 }
 
@@ -131,12 +140,22 @@ impl Default for PretrainParams {
             content: true,
             content_vocab: ContentVocabChoice::Full,
             dropout: None,
+            keep: Keep::Last,
             engine: Engine::Auto,
         }
     }
 }
 
 impl PretrainParams {
+    /// The backbone's architecture as model.json will record it: a `.gguf` file is a Llama.
+    fn arch(&self) -> &'static str {
+        if self.backbone.ends_with(".gguf") {
+            "llama"
+        } else {
+            "gpt2"
+        }
+    }
+
     pub fn backbone(&self) -> BackboneParams {
         BackboneParams {
             backbone: self.backbone.clone(),
@@ -151,11 +170,21 @@ impl PretrainParams {
 }
 
 impl TypedParams for PretrainParams {
+    fn added() -> Vec<(&'static str, Json)> {
+        vec![("dropout", json!(0.0)), ("keep", json!("last"))]
+    }
+
+    /// `dropout: null` is the backbone's own rate, known from `backbone` here.
+    fn normalize(&mut self) {
+        if self.dropout.is_none() {
+            self.dropout = Some(dropout::backbone_rate(self.arch()));
+        }
+    }
+
     fn check(&self) -> Result<(), ParamError> {
         let p = self;
         p.backbone().check()?;
-        let arch = if p.backbone.ends_with(".gguf") { "llama" } else { "gpt2" };
-        dropout::rate(p.dropout, arch).map_err(|m| ("dropout".to_owned(), m))?;
+        dropout::rate(p.dropout, p.arch()).map_err(|m| ("dropout".to_owned(), m))?;
         if p.lr.is_nan()
             || p.lr <= 0.0
             || p.batch_size == 0
@@ -430,6 +459,8 @@ impl StageKind for Pretrain {
         }
         let mut progress = |s: &str| ctx.progress(s);
         let mut trainer = Trainer::new(p.engine, model, !frozen, &mut log);
+        type Kept<'a> = Option<(f64, (&'a str, usize), [Vec<f32>; 2])>;
+        let mut kept: [Kept; 2] = [None, None];
         for (phase, e) in phases {
             if ctx.cancel.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(StageError::Cancelled);
@@ -483,10 +514,29 @@ impl StageKind for Pretrain {
                 "{phase} epoch {e}: loss {:.4} nll {:.4} ({} tokens in {:.1} s, {:.0} tokens/s)",
                 stats.loss, stats.nll, stats.tokens, stats.seconds, stats.tokens_per_s
             );
+            // `keep: lowest-loss`: each side's tables at its LM's lowest epoch loss
+            let side = if phase == "collab" {
+                Side::Collab
+            } else {
+                Side::Content
+            };
+            let best = &mut kept[side as usize];
+            if p.keep == Keep::LowestLoss && best.as_ref().is_none_or(|b| stats.loss < b.0) {
+                *best = Some((stats.loss, (phase, e), trainer.tables(side)));
+            }
             ctx.epoch(&json!(stats));
             history.push(stats);
         }
-        let model = trainer.into_model();
+        let mut model = trainer.into_model();
+        for (side, best) in [Side::Collab, Side::Content].into_iter().zip(kept) {
+            if let Some((loss, (phase, e), tables)) = best {
+                let _ = writeln!(
+                    log,
+                    "kept the {side:?} tables of {phase} epoch {e} (loss {loss:.4})"
+                );
+                model.set_tables(side, tables);
+            }
+        }
         let cfg = model.backbone.wte_weight().dims();
         let (n_layer, n_head) = model.backbone.shape();
         let info = ModelInfo {

@@ -41,12 +41,12 @@ impl Dropout {
     /// Dropout with probability `p` for the batches of epoch `tag` (phase and number) of a
     /// run with seed `seed`; `None` when `p` is 0. Its masks come from these alone, never from
     /// the run's random stream, so a run's other draws are the same with and without it.
-    pub fn for_epoch(p: f32, seed: u64, (phase, epoch): (&str, usize)) -> Option<Dropout> {
+    pub fn for_epoch(p: f64, seed: u64, (phase, epoch): (&str, usize)) -> Option<Dropout> {
         let mut key = splitmix64(seed ^ 0x0d40_9047);
         for b in phase.bytes() {
             key = splitmix64(key ^ b as u64);
         }
-        Dropout::new(p, splitmix64(key ^ epoch as u64))
+        Dropout::new(p as f32, splitmix64(key ^ epoch as u64))
     }
 
     /// The dropout of the epoch's batch `k`.
@@ -66,7 +66,8 @@ impl Dropout {
     /// dropped, else [`Dropout::scale`].
     pub fn factor(&self, site: Site, layer: usize, row: usize, a: usize, b: usize) -> f32 {
         let place = (site as u64) << 56 | (layer as u64) << 40 | row as u64;
-        let h = splitmix64(splitmix64(self.key ^ splitmix64(place)) ^ ((a as u64) << 32 | b as u64));
+        let h =
+            splitmix64(splitmix64(self.key ^ splitmix64(place)) ^ ((a as u64) << 32 | b as u64));
         // the top 24 bits as a uniform number in [0, 1)
         let u = (h >> 40) as f32 / (1u64 << 24) as f32;
         if u < self.p {
@@ -78,7 +79,14 @@ impl Dropout {
 
     /// Multiplies the packed rows `v` (`lens` tokens each, `width` columns; no padding) by
     /// the factors of a `[position, column]` site: its forward, and its backward too.
-    pub fn apply_packed(&self, site: Site, layer: usize, lens: &[usize], width: usize, v: &mut [f32]) {
+    pub fn apply_packed(
+        &self,
+        site: Site,
+        layer: usize,
+        lens: &[usize],
+        width: usize,
+        v: &mut [f32],
+    ) {
         let mut k = 0;
         for (r, &len) in lens.iter().enumerate() {
             for t in 0..len {
@@ -91,7 +99,14 @@ impl Dropout {
     }
 
     /// The factors of `[rows, len, width]` (row-major) for a `[position, column]` site.
-    pub fn hidden_mask(&self, site: Site, layer: usize, rows: usize, len: usize, width: usize) -> Vec<f32> {
+    pub fn hidden_mask(
+        &self,
+        site: Site,
+        layer: usize,
+        rows: usize,
+        len: usize,
+        width: usize,
+    ) -> Vec<f32> {
         let mut m = Vec::with_capacity(rows * len * width);
         for r in 0..rows {
             for t in 0..len {
@@ -105,7 +120,14 @@ impl Dropout {
 
     /// The factor of head `head`'s probability of query `i` for key `j` in `layer`, batch row
     /// `row` ([`Site::Attention`]).
-    pub fn attention_factor(&self, layer: usize, row: usize, head: usize, i: usize, j: usize) -> f32 {
+    pub fn attention_factor(
+        &self,
+        layer: usize,
+        row: usize,
+        head: usize,
+        i: usize,
+        j: usize,
+    ) -> f32 {
         self.factor(Site::Attention, layer, row, head << 16 | i, j)
     }
 
@@ -130,25 +152,28 @@ impl Dropout {
 /// released GPT-2 and of the authors' code) and none for a Llama (SmolLM2's `attention_dropout`
 /// is 0; this port has no dropout there). Refuses a rate outside `[0, 1)` and a non-zero rate
 /// for a Llama backbone.
-pub fn rate(param: Option<f64>, arch: &str) -> Result<f32, String> {
+pub fn rate(param: Option<f64>, arch: &str) -> Result<f64, String> {
     let llama = arch == "llama";
     match param {
-        None => Ok(if llama { 0.0 } else { 0.1 }),
-        Some(p) if !(0.0..1.0).contains(&p) => {
-            Err(format!("`dropout` must be at least 0 and below 1, found {p}"))
-        }
+        None => Ok(backbone_rate(arch)),
+        Some(p) if !(0.0..1.0).contains(&p) => Err(format!(
+            "`dropout` must be at least 0 and below 1, found {p}"
+        )),
         Some(p) if llama && p > 0.0 => Err(format!(
             "`dropout: {p}`: a Llama backbone has no dropout here (SmolLM2's is 0); set \
              `dropout: 0` or leave it null"
         )),
-        Some(p) => Ok(p as f32),
+        Some(p) => Ok(p),
     }
 }
 
-/// Whether the param is an explicit 0, which computes what the stages computed before the
-/// param existed: left out of the params' JSON, so that cache keys made before stay valid.
-pub fn is_off(param: &Option<f64>) -> bool {
-    *param == Some(0.0)
+/// The backbone's own rate (`dropout: null`): GPT-2's 0.1, none for a Llama.
+pub fn backbone_rate(arch: &str) -> f64 {
+    if arch == "llama" {
+        0.0
+    } else {
+        0.1
+    }
 }
 
 #[cfg(test)]
@@ -169,11 +194,20 @@ mod tests {
         assert_ne!(m, d.batch(1).hidden_mask(Site::Embedding, 0, 8, 64, 64));
         assert_ne!(m, d.batch(0).hidden_mask(Site::MlpOut, 0, 8, 64, 64));
         assert_ne!(m, d.batch(0).hidden_mask(Site::Embedding, 1, 8, 64, 64));
-        assert_ne!(m, Dropout::new(0.1, 8).unwrap().batch(0).hidden_mask(Site::Embedding, 0, 8, 64, 64));
+        assert_ne!(
+            m,
+            Dropout::new(0.1, 8)
+                .unwrap()
+                .batch(0)
+                .hidden_mask(Site::Embedding, 0, 8, 64, 64)
+        );
         assert_eq!(Dropout::new(0.0, 7), None);
         // the attention mask is the same function, laid out per head
         let a = d.attention_mask(1, 2, 3, 5);
-        assert_eq!(a[((3 + 2) * 5 + 4) * 5 + 3], d.attention_factor(1, 1, 2, 4, 3));
+        assert_eq!(
+            a[((3 + 2) * 5 + 4) * 5 + 3],
+            d.attention_factor(1, 1, 2, 4, 3)
+        );
         // a row's factors do not depend on the batch's padded length
         assert_eq!(a[..5], d.attention_mask(1, 2, 3, 9)[..5]);
     }

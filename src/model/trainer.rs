@@ -20,7 +20,7 @@ use crate::model::cllm4rec::checkpoint;
 use crate::model::cllm4rec::loss::{self, ContentVocab, Reg};
 use crate::model::cllm4rec::scorer::Scoring;
 use crate::model::cllm4rec::train::{epoch, EpochStats, NonFinite};
-use crate::model::cllm4rec::Cllm4Rec;
+use crate::model::cllm4rec::{Cllm4Rec, Side};
 use crate::model::dropout::Dropout;
 use crate::model::flops::DecoderCost;
 use crate::model::fused::{self, Engine, Objective, Params};
@@ -184,6 +184,17 @@ impl Trainer {
             .sum()
     }
 
+    /// The user and item tables of `side` as they are now, `[rows, d]` row-major.
+    pub fn tables(&self, side: Side) -> [Vec<f32>; 2] {
+        match self {
+            Trainer::Fused { params, .. } => params.tables(side),
+            Trainer::Burn { model, .. } => {
+                let (u, i) = model.as_ref().expect("held").tables(side);
+                [fused::values(u), fused::values(i)]
+            }
+        }
+    }
+
     /// The model as it is now, to score with (no autodiff).
     pub fn scoring(&self) -> Scoring {
         match self {
@@ -275,8 +286,19 @@ mod tests {
         let mut log = Vec::new();
         let mut t = Trainer::new(engine, model(), true, &mut log);
         let epoch = |t: &mut Trainer, seqs: &[Seq], o: &Objective, opt: Optimizer| {
-            t.epoch(seqs, None, 2, 1e-2, reg, o, opt, None, ("t", 1), &mut |_| {})
-                .unwrap();
+            t.epoch(
+                seqs,
+                None,
+                2,
+                1e-2,
+                reg,
+                o,
+                opt,
+                None,
+                ("t", 1),
+                &mut |_| {},
+            )
+            .unwrap();
         };
         epoch(&mut t, &collab(), &Objective::Collab, Optimizer::Main);
         if fresh {

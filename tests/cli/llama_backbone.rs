@@ -146,3 +146,22 @@ fn a_gguf_backbone_with_another_tokenizer_fails_naming_both_sizes() {
     );
     assert_eq!(e.records("cache"), 2, "ingest and tokenize only");
 }
+
+/// A Llama backbone has no dropout here: a non-zero `dropout` is refused before anything
+/// runs, naming the file, the line and the param; its default (null) means none.
+#[test]
+fn dropout_on_a_llama_backbone_is_refused_naming_the_param() {
+    let e = env();
+    let text = pipeline("{tokenizer: gguf, tokenizer_file: models/llama.gguf}").replace(
+        "epochs: 1, batch_size: 2, content_vocab: corpus, n_positions: 64",
+        "epochs: 1, batch_size: 2, content_vocab: corpus, n_positions: 64, dropout: 0.1",
+    );
+    e.write("p.yaml", &text);
+    let r = e.run(&["run", "p.yaml"]).fails(2);
+    let err = r.stderr();
+    assert!(
+        err.contains("p.yaml:13") && err.contains("a Llama backbone has no dropout"),
+        "{err}"
+    );
+    assert_eq!(e.records("cache"), 0, "nothing ran");
+}

@@ -91,6 +91,20 @@ impl Cllm4Rec {
         )
     }
 
+    /// Replaces the user and item tables of `side` (`[rows, d]` row-major, the shapes they
+    /// have).
+    pub fn set_tables(&mut self, side: Side, [u, i]: [Vec<f32>; 2]) {
+        let (users, items) = match side {
+            Side::Collab => (&mut self.collab_users, &mut self.collab_items),
+            Side::Content => (&mut self.content_users, &mut self.content_items),
+        };
+        for (p, v) in [(users, u), (items, i)] {
+            let t = p.val();
+            let (shape, device) = (t.dims(), t.device());
+            *p = Param::from_tensor(Tensor::from_data(TensorData::new(v, shape), &device));
+        }
+    }
+
     pub fn tables(&self, side: Side) -> (Tensor<2>, Tensor<2>) {
         match side {
             Side::Collab => (self.collab_users.val(), self.collab_items.val()),

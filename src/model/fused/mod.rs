@@ -22,7 +22,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::model::backbone::Backbone;
 use crate::model::cllm4rec::batch::Seq;
 pub use crate::model::cllm4rec::loss::ContentVocab;
-use crate::model::cllm4rec::Cllm4Rec;
+use crate::model::cllm4rec::{Cllm4Rec, Side};
 use crate::model::dropout::Dropout;
 use kernels::Heads;
 pub use model::{Grads, StepLoss};
@@ -128,7 +128,7 @@ pub struct Params {
     pub train_backbone: bool,
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub(crate) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_to_vec::<f32>()
@@ -222,6 +222,15 @@ impl Params {
         }
         m.backbone = m.backbone.frozen(!self.train_backbone);
         m
+    }
+
+    /// The user and item tables of `side`, `[rows, d]` row-major.
+    pub fn tables(&self, side: Side) -> [Vec<f32>; 2] {
+        let (u, i) = match side {
+            Side::Collab => (COLLAB_USERS, COLLAB_ITEMS),
+            Side::Content => (CONTENT_USERS, CONTENT_ITEMS),
+        };
+        [self.t[u].clone(), self.t[i].clone()]
     }
 
     fn heads(&self) -> Heads {

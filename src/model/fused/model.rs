@@ -333,7 +333,8 @@ impl Params {
             let (dw, dbias) = two(&mut grads, layer(l, FCP_W), layer(l, FCP_B));
             let dmlp = dropped(Site::MlpOut, l, &dx);
             let dmlp = dmlp.as_ref().unwrap_or(&dx);
-            let dact = kernels::linear_backward(&a.act, p(FCP_W), dmlp, (s.inner, d), dw.zip(dbias));
+            let dact =
+                kernels::linear_backward(&a.act, p(FCP_W), dmlp, (s.inner, d), dw.zip(dbias));
             let dfc = kernels::gelu_backward(&a.fc, &dact);
             drop(dact);
             let (dw, dbias) = two(&mut grads, layer(l, FC_W), layer(l, FC_B));

@@ -259,7 +259,10 @@ fn dropout_losses_and_gradients_match_pytorch() {
     let read = |name: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
     };
-    let (base, cases) = (read("cllm4rec-grads/cases.json"), read("dropout-grads/cases.json"));
+    let (base, cases) = (
+        read("cllm4rec-grads/cases.json"),
+        read("dropout-grads/cases.json"),
+    );
     let dropout = Dropout {
         p: cases["p"].as_f64().unwrap() as f32,
         key: cases["key"].as_u64().unwrap(),

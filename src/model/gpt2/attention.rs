@@ -3,8 +3,8 @@
 use crate::model::backend::attention;
 use burn::module::Module;
 use burn::nn::Linear;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::activation::softmax;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Tensor, TensorData};
 
 use super::params::Builder;
@@ -87,8 +87,10 @@ impl Attention {
                 };
                 let p = softmax(scores.mask_fill(hidden, f32::NEG_INFINITY), 3);
                 let factors = dr.attention_mask(layer, batch, n_head, seq);
-                let factors =
-                    Tensor::<4>::from_data(TensorData::new(factors, [batch, n_head, seq, seq]), &device);
+                let factors = Tensor::<4>::from_data(
+                    TensorData::new(factors, [batch, n_head, seq, seq]),
+                    &device,
+                );
                 (p * factors).matmul(v)
             }
         };
