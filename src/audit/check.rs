@@ -12,7 +12,7 @@ use std::fs;
 use std::path::Path;
 
 use crate::audit::bundle::{BundleManifest, MANIFEST};
-use crate::audit::lineage::{flatten_metrics, Lineage};
+use crate::audit::lineage::Lineage;
 use crate::audit::AuditError;
 use crate::cache::hash::{self, FileEntry};
 use crate::cache::key::InputKey;
@@ -225,7 +225,7 @@ pub fn check(dir: &Path, cache: Option<&Store>) -> Result<CheckReport, AuditErro
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
             match now {
-                Some(v) if flatten_metrics(&v) == t.metrics && &v == recorded => r.ok(format!(
+                Some(v) if same_numbers(&v, recorded) => r.ok(format!(
                     "the {} metric(s) of `{}` match `{}/metrics.json`",
                     t.metrics.len(),
                     t.label,
@@ -279,4 +279,51 @@ pub fn check(dir: &Path, cache: Option<&Store>) -> Result<CheckReport, AuditErro
         }
     }
     Ok(r)
+}
+
+/// Whether two metrics documents hold the same values, numbers compared up to their last
+/// bits (4 ulp): a cache record written before stop 30 holds the metrics as serde_json's fast
+/// float parser read them, which can be one ulp off the decimal in metrics.json, and a bundle's
+/// lineage copies the record.
+fn same_numbers(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value as Json;
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => {
+                x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs())
+            }
+            _ => x == y,
+        },
+        (Json::Object(x), Json::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_numbers(v, w)))
+        }
+        (Json::Array(x), Json::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(v, w)| same_numbers(v, w))
+        }
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod same_numbers_tests {
+    use super::same_numbers;
+    use serde_json::json;
+
+    /// One ulp apart is the same number; a real difference, another key or a text is not.
+    #[test]
+    fn numbers_match_up_to_their_last_bits() {
+        let a = json!({"recall@20": 0.10371457456080779, "users": 666, "model": "pop"});
+        let b = json!({"recall@20": 0.1037145745608078, "users": 666, "model": "pop"});
+        assert!(same_numbers(&a, &b));
+        let c = json!({"recall@20": 0.1037145745608, "users": 666, "model": "pop"});
+        assert!(!same_numbers(&a, &c));
+        let d = json!({"recall@20": 0.10371457456080779, "users": 665, "model": "pop"});
+        assert!(!same_numbers(&a, &d));
+        let e = json!({"recall@20": 0.10371457456080779, "users": 666, "model": "vae"});
+        assert!(!same_numbers(&a, &e));
+        let f = json!({"recall@20": 0.10371457456080779, "users": 666});
+        assert!(!same_numbers(&a, &f));
+    }
 }
