@@ -34,6 +34,15 @@ fn history(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("history.json")).unwrap()).unwrap()
 }
 
+/// A test folder with the dataset, the item titles and [`PIPELINE`] as `p.yaml`.
+fn tiny_env() -> Env {
+    let e = Env::new();
+    e.write("data.csv", &dataset())
+        .write("items.csv", &titles())
+        .write("p.yaml", PIPELINE);
+    e
+}
+
 const PIPELINE: &str = r#"name: tiny
 stages:
   ingest:
@@ -57,10 +66,7 @@ stages:
 
 #[test]
 fn cllm4rec_runs_evaluates_and_is_bit_reproducible() {
-    let e = Env::new();
-    e.write("data.csv", &dataset())
-        .write("items.csv", &titles())
-        .write("p.yaml", PIPELINE);
+    let e = tiny_env();
     let a = e.run_cache(&["run", "p.yaml"], "c1").ok();
     let b = e.run_cache(&["run", "p.yaml"], "c2").ok();
     assert_eq!(
@@ -169,10 +175,7 @@ fn output_and_log(e: &Env, args: &[&str], cache: &str) -> (String, String) {
 #[cfg(not(any(feature = "tch", feature = "cuda")))]
 #[test]
 fn the_fused_trainer_and_the_burn_model_give_the_same_losses() {
-    let e = Env::new();
-    e.write("data.csv", &dataset())
-        .write("items.csv", &titles())
-        .write("p.yaml", PIPELINE);
+    let e = tiny_env();
     e.write(
         "p.yaml",
         &PIPELINE.replace("{epochs: 1, lr: 0.01,", "{epochs: 2, lr: 0.01,"),
@@ -266,10 +269,7 @@ fn a_diverging_run_stops_naming_the_epoch_and_batch() {
 /// Both trainers (the `tch` and `cuda` builds train with the burn model either way).
 #[test]
 fn content_warmup_epochs_are_unregularized() {
-    let e = Env::new();
-    e.write("data.csv", &dataset())
-        .write("items.csv", &titles())
-        .write("p.yaml", PIPELINE);
+    let e = tiny_env();
     for engine in ["auto", "burn"] {
         // (PIPELINE's pretrain has one warm-up epoch)
         let set = format!("stages.pretrain.params.engine={engine}");
@@ -302,10 +302,7 @@ fn content_warmup_epochs_are_unregularized() {
 /// the burn model still agree on them.
 #[test]
 fn first_target_and_batching_change_the_losses_alike_in_both_trainers() {
-    let e = Env::new();
-    e.write("data.csv", &dataset())
-        .write("items.csv", &titles())
-        .write("p.yaml", PIPELINE);
+    let e = tiny_env();
     let losses = |engine: &str, first: bool, batching: &str| -> Vec<f64> {
         let set = [
             format!("stages.pretrain.params.engine={engine}"),
@@ -363,10 +360,7 @@ fn tensor(dir: &std::path::Path, name: &str) -> Vec<u8> {
 /// and shuffles depend on the epoch, not on what follows).
 #[test]
 fn keep_lowest_loss_writes_each_sides_tables_of_its_best_epoch() {
-    let e = Env::new();
-    e.write("data.csv", &dataset())
-        .write("items.csv", &titles())
-        .write("p.yaml", PIPELINE);
+    let e = tiny_env();
     let sets = |extra: &[String]| -> Vec<String> {
         let mut v = vec!["stages.pretrain.params.lambda_c=1000".to_owned()];
         v.extend(extra.iter().cloned());

@@ -2,37 +2,31 @@
 //! content LLMs on a `tokenize` output.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 
 use crate::data::rng::Rng;
-use crate::gguf::Gguf;
 use crate::kinds::{
     defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
     TypedParams,
 };
-use crate::model::backbone::Backbone;
 use crate::model::backend::train_device;
-use crate::model::cllm4rec::batch::{fit, Seq};
+use crate::model::cllm4rec::batch::Seq;
 use crate::model::cllm4rec::files::{self, ModelInfo};
-use crate::model::cllm4rec::loss::{ContentVocab, Reg, RegScale};
+use crate::model::cllm4rec::loss::{Reg, RegScale};
 use crate::model::cllm4rec::scorer::PromptOrder;
 use crate::model::cllm4rec::{Cllm4Rec, Side};
 use crate::model::dropout::{self, Dropout};
 use crate::model::fused::{Engine, Objective};
-use crate::model::gpt2::{Gpt2, Gpt2Config};
-use crate::model::llama::{Llama, LlamaConfig};
 use crate::model::trainer::{Optimizer, Trainer};
 use crate::pipeline::Instance;
-use crate::text::binfmt::Corpus;
 
-crate::choice! {
-    /// For a backbone folder or file: its `pretrained` weights, or its shape only, `random`ly
-    /// initialised from the seed (the LLM-Scratch ablation).
-    Init { Pretrained = "pretrained", Random = "random" }
-}
+mod backbone;
+mod docs;
+
+pub use backbone::{BackboneParams, BuiltBackbone, Init};
+pub use docs::{content_vocab, in_batch_order, seqs, Batching, ContentVocabChoice};
 
 crate::choice! {
     /// The items of a collaborative document: in a new random order each epoch (`shuffle`,
@@ -47,41 +41,6 @@ crate::choice! {
     /// The backbone is the last epoch's either way.
     #[derive(Default)]
     Keep { #[default] Last = "last", LowestLoss = "lowest-loss" }
-}
-
-crate::choice! {
-    /// The content LM's softmax: over the `full` word vocabulary (the paper), or over the
-    /// words of the content `corpus` only (much cheaper when the corpus is small).
-    ContentVocabChoice { Full = "full", Corpus = "corpus" }
-}
-
-crate::choice! {
-    /// How an epoch's documents are cut into batches (docs/fidelity.md, 17): `sequential`, in
-    /// the order they were tokenized (users in id order), as the authors' code's unshuffled
-    /// loaders (the default: the paper does not say); `bucket`, of similar length, the
-    /// batches in random order (less padding for the burn model; the fused trainer packs
-    /// without padding either way).
-    #[derive(Default)]
-    Batching {
-        #[default]
-        Sequential = "sequential",
-        Bucket = "bucket",
-    }
-}
-
-/// The backbone: a random GPT-2 of the given shape, a Hugging Face GPT-2 folder or a GGUF file.
-#[derive(Debug, Clone)]
-pub struct BackboneParams {
-    /// `random`, or a folder with config.json and model.safetensors, or a `.gguf` file
-    /// (relative to the pipeline).
-    pub backbone: String,
-    pub n_layer: usize,
-    pub n_head: usize,
-    pub n_embd: usize,
-    pub n_positions: usize,
-    /// Default: frozen when pretrained (the paper), trained when random.
-    pub freeze: Option<bool>,
-    pub init: Init,
 }
 
 /// The params of a `pretrain` stage (stages/pretrain.yaml documents each).
@@ -149,7 +108,7 @@ impl Default for PretrainParams {
 impl PretrainParams {
     /// The backbone's architecture as model.json will record it: a `.gguf` file is a Llama.
     fn arch(&self) -> &'static str {
-        if self.backbone.ends_with(".gguf") {
+        if backbone::is_gguf(&self.backbone) {
             "llama"
         } else {
             "gpt2"
@@ -197,172 +156,6 @@ impl TypedParams for PretrainParams {
             ));
         }
         Ok(())
-    }
-}
-
-impl BackboneParams {
-    pub fn check(&self) -> Result<(), (String, String)> {
-        if self.backbone == "random" {
-            if self.n_embd == 0 || self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
-                return Err((
-                    "n_embd".into(),
-                    format!(
-                        "`n_embd` ({}) must be a positive multiple of `n_head` ({})",
-                        self.n_embd, self.n_head
-                    ),
-                ));
-            }
-            if self.n_layer == 0 || self.n_positions < 8 {
-                return Err((
-                    "n_layer".into(),
-                    "the backbone needs at least one layer and 8 positions".into(),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Build the backbone for a vocabulary of `base` words.
-    pub fn build(
-        &self,
-        base: usize,
-        seed: u64,
-        workdir: &Path,
-        device: &burn::tensor::Device,
-    ) -> Result<BuiltBackbone, String> {
-        let pretrained = self.backbone != "random" && self.init == Init::Pretrained;
-        let path = workdir.join(&self.backbone);
-        let named = |e: &dyn std::fmt::Display| format!("backbone `{}`: {e}", path.display());
-        let mut llama = None;
-        let backbone = if self.backbone == "random" {
-            Backbone::from(
-                Gpt2Config::new(
-                    base,
-                    self.n_positions,
-                    self.n_embd,
-                    self.n_layer,
-                    self.n_head,
-                )
-                .init(seed, device),
-            )
-        } else if is_gguf(&self.backbone) {
-            // A Llama-family GGUF (SmolLM2): its shape, and its weights unless `init: random`;
-            // rotary tables only as long as the longest sequence used.
-            let file = Gguf::open(&path).map_err(|e| e.to_string())?;
-            let mut config = LlamaConfig::from_gguf(&file).map_err(|e| named(&e))?;
-            config.max_position_embeddings = config.max_position_embeddings.min(self.n_positions);
-            let model = if pretrained {
-                Llama::from_gguf_file(&config, &file, device).map_err(|e| named(&e))?
-            } else {
-                config.check().map_err(|e| named(&e))?;
-                config.init(seed, device)
-            };
-            llama = Some(config);
-            Backbone::from(model)
-        } else if pretrained {
-            Backbone::from(Gpt2::from_pretrained(&path, device).map_err(|e| named(&e))?)
-        } else {
-            let config =
-                Gpt2Config::from_hf_json(&path.join("config.json")).map_err(|e| named(&e))?;
-            config.check().map_err(|e| named(&e))?;
-            Backbone::from(config.init(seed, device))
-        };
-        let vocab = backbone.wte_weight().dims()[0];
-        if vocab != base {
-            return Err(format!(
-                "the backbone has {vocab} word embeddings but the tokenizer {base} words \
-                 (a GGUF backbone needs `tokenizer: gguf` with the same file)"
-            ));
-        }
-        let frozen = self.freeze.unwrap_or(pretrained);
-        Ok(BuiltBackbone {
-            backbone: backbone.frozen(frozen),
-            frozen,
-            file: (pretrained && frozen && llama.is_some()).then_some(path),
-            max_len: self.n_positions,
-            llama,
-        })
-    }
-}
-
-/// Whether a backbone path names a GGUF file (by its extension).
-fn is_gguf(backbone: &str) -> bool {
-    Path::new(backbone)
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
-}
-
-/// A backbone ready for training, with what the outputs record of it.
-pub struct BuiltBackbone {
-    pub backbone: Backbone,
-    pub frozen: bool,
-    /// A frozen pretrained file to store beside the checkpoint instead of its weights.
-    pub file: Option<PathBuf>,
-    /// The longest sequence: `n_positions`, at most the backbone's own.
-    pub max_len: usize,
-    /// The shape of a Llama backbone.
-    pub llama: Option<LlamaConfig>,
-}
-
-/// Documents of a corpus as sequences that fit the backbone.
-pub fn seqs(c: &Corpus, max_len: usize) -> Vec<Seq> {
-    (0..c.len())
-        .map(|d| {
-            let (p, m) = c.doc(d);
-            fit(
-                Seq {
-                    tokens: p.iter().chain(m).copied().collect(),
-                    prompt_len: p.len(),
-                },
-                max_len,
-            )
-        })
-        .collect()
-}
-
-/// The content LM's softmax for `choice`: the whole word vocabulary (`base` words), or the
-/// words that occur in `corpus`.
-pub fn content_vocab(choice: ContentVocabChoice, corpus: &Corpus, base: usize) -> ContentVocab {
-    match choice {
-        ContentVocabChoice::Full => ContentVocab::Full,
-        ContentVocabChoice::Corpus => ContentVocab::corpus(
-            corpus
-                .tokens
-                .iter()
-                .copied()
-                .filter(|&t| (t as usize) < base),
-        ),
-    }
-}
-
-/// An order of sequences (given their lengths) that makes batches of similar length, the
-/// batches in random order: shuffle, sort by length (stable), cut into batches, shuffle them.
-pub fn bucket_order(lens: &[usize], batch: usize, rng: &mut Rng) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..lens.len()).collect();
-    rng.shuffle(&mut idx);
-    idx.sort_by_key(|&i| lens[i]);
-    let mut batches: Vec<Vec<usize>> = idx.chunks(batch.max(1)).map(<[usize]>::to_vec).collect();
-    rng.shuffle(&mut batches);
-    batches.into_iter().flatten().collect()
-}
-
-/// `items` in the order `batching` gives them: the [`bucket_order`] of their lengths `len`,
-/// or as they are.
-pub fn in_batch_order<T: Clone>(
-    items: &[T],
-    len: impl Fn(&T) -> usize,
-    (batch, batching): (usize, Batching),
-    rng: &mut Rng,
-) -> Vec<T> {
-    match batching {
-        Batching::Sequential => items.to_vec(),
-        Batching::Bucket => {
-            let lens: Vec<usize> = items.iter().map(len).collect();
-            bucket_order(&lens, batch, rng)
-                .into_iter()
-                .map(|i| items[i].clone())
-                .collect()
-        }
     }
 }
 
@@ -575,20 +368,6 @@ impl StageKind for Pretrain {
 mod tests {
     use super::*;
     use crate::model::cllm4rec::batch::Batch;
-
-    #[test]
-    fn sequential_batching_keeps_the_order_and_draws_nothing() {
-        let items = [5usize, 1, 4, 2, 3];
-        let mut rng = Rng::new(7);
-        let out = in_batch_order(&items, |&x| x, (2, Batching::Sequential), &mut rng);
-        assert_eq!(out, items);
-        assert_eq!(rng.next_u64(), Rng::new(7).next_u64());
-        let mut rng = Rng::new(7);
-        let b = in_batch_order(&items, |&x| x, (2, Batching::Bucket), &mut rng);
-        let mut sorted = b.clone();
-        sorted.sort();
-        assert_eq!(sorted, [1, 2, 3, 4, 5]);
-    }
 
     #[test]
     fn without_first_target_the_first_main_token_is_input_only() {
