@@ -3,6 +3,8 @@
 //! paired significance tests across users; plots the sensitivity to a swept axis and the
 //! training curves of the pretrain/finetune runs among its inputs.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
@@ -37,6 +39,11 @@ pub struct AblateParams {
     pub compute: bool,
     /// The test metric of the budget view.
     pub compute_metric: String,
+    /// Which method each gathered evaluate stage's variants count toward in the budget view,
+    /// e.g. `{cllm4rec-smollm2: cllm4rec}` (default: each stage is its own method), so that
+    /// configurations a matrix cannot hold (another backbone and tokenizer) are chosen among
+    /// with the rest of their method's.
+    pub methods: BTreeMap<String, String>,
 }
 
 impl Default for AblateParams {
@@ -49,11 +56,26 @@ impl Default for AblateParams {
             curve_metric: "recall@20".into(),
             compute: false,
             compute_metric: "recall@20".into(),
+            methods: BTreeMap::new(),
         }
     }
 }
 
-impl TypedParams for AblateParams {}
+impl TypedParams for AblateParams {
+    fn added() -> Vec<(&'static str, Json)> {
+        vec![("methods", Json::Object(Map::new()))]
+    }
+
+    fn check(&self) -> Result<(), ParamError> {
+        if !self.methods.is_empty() && !self.compute {
+            return Err((
+                "methods".into(),
+                "`methods` groups variants for the budget view: it needs `compute: true`".into(),
+            ));
+        }
+        Ok(())
+    }
+}
 
 pub struct Ablate;
 
@@ -67,7 +89,8 @@ impl StageKind for Ablate {
 
     fn version(&self) -> u32 {
         // 2: a run keeps its colour in every panel of the training curves; then the params
-        // `compute` and `compute_metric` (with `compute: false`, version 2's outputs)
+        // `compute` and `compute_metric` (with `compute: false`, version 2's outputs), and
+        // `methods` (empty: as before)
         2
     }
 
@@ -126,11 +149,21 @@ impl StageKind for Ablate {
                         table.metrics.join(", ")
                     ))
                 })?;
+            if let Some(stage) = p
+                .methods
+                .keys()
+                .find(|s| !evaluations.contains(&s.as_str()))
+            {
+                return Err(fail(format!(
+                    "`methods`: `{stage}` is not an evaluate stage this ablate gathers ({})",
+                    evaluations.join(", ")
+                )));
+            }
             let costed: Vec<Costed> = variants
                 .iter()
                 .zip(&table.rows)
                 .map(|(v, r)| Costed {
-                    method: &v.stage,
+                    method: p.methods.get(&v.stage).unwrap_or(&v.stage),
                     variant: &v.label,
                     instance: v.instance.clone(),
                     compute: v.compute.as_ref(),

@@ -390,4 +390,76 @@ stages:
         "{}",
         fail.stderr()
     );
+
+    // `methods` counts one stage's variants toward another's method: Multi-VAE's runs join
+    // CLLM4Rec's choices, and a row may choose one of them
+    let grouped = format!(
+        "{p}  ablate3:\n    kind: ablate\n    needs: [\"cllm4rec[*]\", \"multi-vae[*]\"]\n    params: {{compute: true, axis: none, methods: {{multi-vae: cllm4rec}}}}\n"
+    );
+    e.write("grouped.yaml", &grouped);
+    e.run_cache(&["run", "grouped.yaml"], "c1").ok();
+    let dir3 = e.output_dir(&["show", "grouped.yaml", "ablate3"], "c1");
+    let rows3 = json(&dir3.join("table.json"))["budget"]["rows"].clone();
+    let rows3 = rows3.as_array().unwrap();
+    assert!(rows3.iter().all(|r| r["method"] == "cllm4rec"), "{rows3:?}");
+    // (rows by FLOPs: on a tie of validation, the cheaper)
+    let best = rows3
+        .iter()
+        .fold(None::<&serde_json::Value>, |b, o| match b {
+            Some(b) if b["valid"].as_f64() >= o["valid"].as_f64() => Some(b),
+            _ => Some(o),
+        })
+        .unwrap();
+    let largest = rows3
+        .iter()
+        .max_by(|a, b| {
+            a["flops"]
+                .as_f64()
+                .unwrap()
+                .total_cmp(&b["flops"].as_f64().unwrap())
+        })
+        .unwrap();
+    assert_eq!(largest["chosen"], best["variant"], "{rows3:?}");
+    // without it, the same rows as two methods (ablate's own key unchanged by the new param)
+    let plain_key = |y: &str| {
+        e.run_cache(&["plan", y], "c1")
+            .ok()
+            .stdout()
+            .lines()
+            .find(|l| l.starts_with("ablate "))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_owned())
+            .unwrap()
+    };
+    e.write(
+        "empty.yaml",
+        &p.replace(
+            "{compute: true, axis: none}",
+            "{compute: true, axis: none, methods: {}}",
+        ),
+    );
+    assert_eq!(plain_key("p.yaml"), plain_key("empty.yaml"));
+
+    // a stage it does not gather is named; `methods` without `compute` is refused at once
+    e.write(
+        "typo.yaml",
+        &grouped.replace("{multi-vae: cllm4rec}", "{multivae: cllm4rec}"),
+    );
+    let fail = e.run_cache(&["run", "typo.yaml"], "c1").fails(1);
+    assert!(
+        fail.stderr()
+            .contains("`methods`: `multivae` is not an evaluate stage this ablate gathers"),
+        "{}",
+        fail.stderr()
+    );
+    e.write(
+        "nocompute.yaml",
+        &grouped.replace("compute: true, axis: none, methods", "axis: none, methods"),
+    );
+    let fail = e.run_cache(&["plan", "nocompute.yaml"], "c1").fails(2);
+    assert!(
+        fail.stderr().contains("nocompute.yaml")
+            && fail.stderr().contains("it needs `compute: true`"),
+        "{}",
+        fail.stderr()
+    );
 }
