@@ -17,6 +17,7 @@ use crate::kinds::{
     defaults, resolve, Needs, ParamError, Params, Slot, StageContext, StageError, StageKind,
     TypedParams,
 };
+use crate::pipeline::Instance;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,6 +120,51 @@ impl StageKind for Ablate {
         ])
     }
 
+    /// `methods` names evaluate stages this one gathers; with `compute: true`, no variant
+    /// scores most-popular, which counts no FLOPs (a command stage's model is checked when
+    /// the table is made: its model.json may count them).
+    fn check_inputs(&self, inst: &Instance, instances: &[Instance]) -> Result<(), ParamError> {
+        let p: &AblateParams = inst.params_as();
+        let variants: Vec<_> = inst
+            .inputs
+            .iter()
+            .filter(|i| i.role == Some("variants"))
+            .collect();
+        if let Some(stage) = p
+            .methods
+            .keys()
+            .find(|s| !variants.iter().any(|v| v.stage == **s))
+        {
+            let names: Vec<&str> = variants.iter().map(|v| v.stage.as_str()).collect();
+            return Err((
+                "methods".into(),
+                format!(
+                    "`{stage}` is not an evaluate stage this ablate gathers ({})",
+                    names.join(", ")
+                ),
+            ));
+        }
+        if p.compute {
+            for e in variants
+                .iter()
+                .flat_map(|v| &v.instances)
+                .map(|&j| &instances[j])
+            {
+                if let Some(m) = e.inputs.iter().find(|i| i.kind == "popular") {
+                    return Err((
+                        "compute".into(),
+                        format!(
+                            "variant `{}` has no compute: its model `{}` (most-popular) counts \
+                             no FLOPs; leave it out of this ablate, or set `compute: false`",
+                            e.label, m.stage
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn run(&self, ctx: &StageContext) -> Result<(), StageError> {
         let p: &AblateParams = ctx.params();
         let fail = StageError::Failed;
@@ -149,16 +195,6 @@ impl StageKind for Ablate {
                         table.metrics.join(", ")
                     ))
                 })?;
-            if let Some(stage) = p
-                .methods
-                .keys()
-                .find(|s| !evaluations.contains(&s.as_str()))
-            {
-                return Err(fail(format!(
-                    "`methods`: `{stage}` is not an evaluate stage this ablate gathers ({})",
-                    evaluations.join(", ")
-                )));
-            }
             let costed: Vec<Costed> = variants
                 .iter()
                 .zip(&table.rows)

@@ -149,6 +149,7 @@ pub fn expand(
             }
             def.kind
                 .check_files(&inst, &dir)
+                .and_then(|()| def.kind.check_inputs(&inst, &instances))
                 .map_err(|e| param_error(def, &inst.label, &src, e))?;
             for (param, rel) in def.kind.implicit_deps(&inst) {
                 let (origin, yaml_path) = def

@@ -183,6 +183,12 @@ pub trait StageKind: Send + Sync {
     fn check_files(&self, _inst: &Instance, _workdir: &Path) -> Result<(), ParamError> {
         Ok(())
     }
+    /// Check the params against the instances upstream (`inst.inputs` index `instances`), when
+    /// the pipeline is loaded, so that a combination the stage would refuse is refused before
+    /// anything upstream runs.
+    fn check_inputs(&self, _inst: &Instance, _instances: &[Instance]) -> Result<(), ParamError> {
+        Ok(())
+    }
     /// Files or folders named by params (relative to the pipeline's folder) whose content is
     /// hashed into the key, as if listed in `deps`: (param name, path).
     fn implicit_deps(&self, _inst: &Instance) -> Vec<(String, String)> {

@@ -383,10 +383,12 @@ stages:
         p
     );
     e.write("bad.yaml", &bad);
-    let fail = e.run_cache(&["run", "bad.yaml"], "c1").fails(1);
+    let fail = e.run_cache(&["plan", "bad.yaml"], "c1").fails(2);
     assert!(
-        fail.stderr()
-            .contains("variant `most-popular` has no compute"),
+        fail.stderr().contains("bad.yaml")
+            && fail
+                .stderr()
+                .contains("variant `most-popular` has no compute: its model `popular`"),
         "{}",
         fail.stderr()
     );
@@ -439,17 +441,27 @@ stages:
     );
     assert_eq!(plain_key("p.yaml"), plain_key("empty.yaml"));
 
-    // a stage it does not gather is named; `methods` without `compute` is refused at once
+    // a stage it does not gather, or `methods` without `compute`, is refused before anything
+    // runs, naming the file and the param (the fresh cache c4 stays empty)
     e.write(
         "typo.yaml",
         &grouped.replace("{multi-vae: cllm4rec}", "{multivae: cllm4rec}"),
     );
-    let fail = e.run_cache(&["run", "typo.yaml"], "c1").fails(1);
+    let fail = e.run_cache(&["run", "typo.yaml"], "c4").fails(2);
     assert!(
-        fail.stderr()
-            .contains("`methods`: `multivae` is not an evaluate stage this ablate gathers"),
+        fail.stderr().contains("typo.yaml")
+            && fail.stderr().contains(
+                "`multivae` is not an evaluate stage this ablate gathers (cllm4rec, multi-vae)"
+            ),
         "{}",
         fail.stderr()
+    );
+    assert!(
+        !e.path("c4").join("records").exists()
+            || std::fs::read_dir(e.path("c4").join("records"))
+                .unwrap()
+                .next()
+                .is_none()
     );
     e.write(
         "nocompute.yaml",
