@@ -6,7 +6,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use petgraph::graph::{DiGraph, NodeIndex};
 use serde_json::{Map, Value as Json};
 
 use crate::diag::{suggest, Diagnostic};
@@ -14,7 +13,8 @@ use crate::pipeline::interp::{self, Ref};
 use crate::pipeline::load::{Shared, StageDef};
 use crate::pipeline::matrix;
 use crate::pipeline::model::{point_label, Dep, InputRef, Instance, Pipeline, Point, Stage};
-use crate::pipeline::schema::Needs;
+use crate::pipeline::order::order_stages;
+use crate::pipeline::roles::need_roles;
 use crate::pipeline::source::Source;
 use crate::pipeline::workspace;
 use crate::pipeline::PipelineError;
@@ -347,116 +347,6 @@ fn join(a: &str, b: &str) -> String {
     }
 }
 
-/// Stages in a topological order that keeps file order where it can (Kahn's algorithm with
-/// the lowest file index first). Unknown needs and cycles are errors.
-fn order_stages(defs: &[StageDef], src: &Source) -> Result<Vec<usize>, Box<Diagnostic>> {
-    let mut g: DiGraph<usize, ()> = DiGraph::new();
-    let nodes: Vec<NodeIndex> = (0..defs.len()).map(|i| g.add_node(i)).collect();
-    let index: HashMap<&str, usize> = defs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (d.name.as_str(), i))
-        .collect();
-    let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
-    for (i, d) in defs.iter().enumerate() {
-        for (k, n) in d.needs.iter().enumerate() {
-            let Some(&u) = index.get(n.stage.as_str()) else {
-                let others: Vec<&str> = names.iter().copied().filter(|x| *x != d.name).collect();
-                return Err(Box::new(
-                    src.at_value(
-                        &format!("{}.needs.{k}", d.path),
-                        format!("stage `{}` needs unknown stage `{}`", d.name, n.stage),
-                    )
-                    .with_hint(suggest(&n.stage, &others, "stages")),
-                ));
-            };
-            g.update_edge(nodes[u], nodes[i], ());
-        }
-    }
-    if petgraph::algo::toposort(&g, None).is_err() {
-        // Report the cycle through the first stage (in file order) that is on one.
-        let path = (0..defs.len())
-            .find_map(|i| find_cycle(defs, &index, i))
-            .expect("toposort found a cycle");
-        let first = &defs[path[0]];
-        let second = &defs[path[1 % path.len()]];
-        let k = first
-            .needs
-            .iter()
-            .position(|n| n.stage == second.name)
-            .unwrap_or(0);
-        let text = path
-            .iter()
-            .chain(std::iter::once(&path[0]))
-            .map(|&i| defs[i].name.as_str())
-            .collect::<Vec<_>>()
-            .join(" -> ");
-        return Err(Box::new(
-            src.at_value(&format!("{}.needs.{k}", first.path), format!("the stages form a cycle: {text}"))
-                .with_hint("each arrow reads \"needs\"; remove one of these `needs` so that the stages form a DAG"),
-        ));
-    }
-    let mut indeg: Vec<usize> = defs
-        .iter()
-        .map(|d| {
-            d.needs
-                .iter()
-                .map(|n| &n.stage)
-                .collect::<BTreeSet<_>>()
-                .len()
-        })
-        .collect();
-    let mut done = Vec::new();
-    let mut ready: BTreeSet<usize> = (0..defs.len()).filter(|&i| indeg[i] == 0).collect();
-    while let Some(i) = ready.pop_first() {
-        done.push(i);
-        for (j, d) in defs.iter().enumerate() {
-            if d.needs
-                .iter()
-                .map(|n| &n.stage)
-                .collect::<BTreeSet<_>>()
-                .contains(&defs[i].name)
-            {
-                indeg[j] -= 1;
-                if indeg[j] == 0 {
-                    ready.insert(j);
-                }
-            }
-        }
-    }
-    Ok(done)
-}
-
-/// A cycle through `start`, following `needs` edges: [start, needed-by-start, ...].
-fn find_cycle(defs: &[StageDef], index: &HashMap<&str, usize>, start: usize) -> Option<Vec<usize>> {
-    fn dfs(
-        cur: usize,
-        start: usize,
-        defs: &[StageDef],
-        index: &HashMap<&str, usize>,
-        trail: &mut Vec<usize>,
-        seen: &mut BTreeSet<usize>,
-    ) -> bool {
-        for n in &defs[cur].needs {
-            let u = index[n.stage.as_str()];
-            if u == start {
-                return true;
-            }
-            if seen.insert(u) {
-                trail.push(u);
-                if dfs(u, start, defs, index, trail, seen) {
-                    return true;
-                }
-                trail.pop();
-            }
-        }
-        false
-    }
-    let mut trail = vec![start];
-    let mut seen = BTreeSet::from([start]);
-    dfs(start, start, defs, index, &mut trail, &mut seen).then_some(trail)
-}
-
 /// Resolves pipeline params at a point, memoised per (param, point).
 struct ParamResolver<'a> {
     params: &'a Map<String, Json>,
@@ -607,119 +497,6 @@ fn param_error(
         .cloned()
         .unwrap_or((src.clone(), format!("{}.params", def.path)));
     Box::new(s.at_value(&p, format!("{label}: {msg}")))
-}
-
-/// The role each of a stage's needs fills among its kind's `Needs`, checked: every need fills
-/// one (a gathered `stage[*]` only one that takes many), every required role is filled, and
-/// the kind accepts the combination.
-fn need_roles(
-    def: &StageDef,
-    defs: &[StageDef],
-    index: &HashMap<&str, usize>,
-    src: &Source,
-) -> Result<Vec<Option<&'static str>>, Box<Diagnostic>> {
-    let slots = match def.kind.needs() {
-        Needs::Any => return Ok(vec![None; def.needs.len()]),
-        Needs::Slots(slots) => slots,
-    };
-    let article = |k: &str| {
-        if k.starts_with(['a', 'e', 'i', 'o', 'u']) {
-            "an"
-        } else {
-            "a"
-        }
-    };
-    let wanted = || {
-        if slots.is_empty() {
-            return "takes no inputs".to_owned();
-        }
-        let each: Vec<String> = slots
-            .iter()
-            .map(|s| {
-                let kinds: Vec<String> = s.kinds.iter().map(|k| format!("`{k}`")).collect();
-                let what = if s.many {
-                    format!("{} stages (plain or `[*]`)", kinds.join(" or "))
-                } else {
-                    format!("{} {} stage", article(s.kinds[0]), kinds.join(" or "))
-                };
-                if s.required {
-                    what
-                } else {
-                    format!("optionally {what}")
-                }
-            })
-            .collect();
-        format!("needs {}", each.join(", "))
-    };
-    // Needs of the declared kinds first, in order; then each `command` need (whose outputs
-    // are its own to shape, read and checked by the stage that takes them) fills the first
-    // role still open.
-    let mut roles = vec![None; def.needs.len()];
-    let mut filled: Vec<(&'static str, &'static str)> = Vec::new();
-    let upstream = |n: &crate::pipeline::model::Need| &defs[index[n.stage.as_str()]].kind;
-    let typed = def
-        .needs
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| upstream(n).name() != "command");
-    let commands = def
-        .needs
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| upstream(n).name() == "command");
-    for (k, n) in typed.chain(commands) {
-        let up = upstream(n);
-        let slot = slots.iter().find(|s| {
-            (s.kinds.contains(&up.name()) || up.name() == "command")
-                && (s.many || !filled.iter().any(|(r, _)| *r == s.role))
-                && (s.many || !n.gather)
-        });
-        let Some(slot) = slot else {
-            let why = if n.gather && slots.iter().any(|s| s.kinds.contains(&up.name())) {
-                format!("takes one `{up}` instance, not a gathered `{}[*]`", n.stage)
-            } else if slots.iter().any(|s| s.kinds.contains(&up.name())) {
-                format!("takes one `{up}` stage, not two")
-            } else {
-                format!("takes no `{up}` input")
-            };
-            return Err(Box::new(
-                src.at_value(
-                    &format!("{}.needs.{k}", def.path),
-                    format!("a `{}` stage {why}", def.kind),
-                )
-                .with_hint(format!("a `{}` stage {}", def.kind, wanted())),
-            ));
-        };
-        roles[k] = Some(slot.role);
-        filled.push((slot.role, up.name()));
-    }
-    let at = if def.needs.is_empty() {
-        def.path.clone()
-    } else {
-        format!("{}.needs", def.path)
-    };
-    if let Some(missing) = slots
-        .iter()
-        .find(|s| s.required && !filled.iter().any(|(r, _)| *r == s.role))
-    {
-        let kinds: Vec<String> = missing.kinds.iter().map(|k| format!("`{k}`")).collect();
-        return Err(Box::new(
-            src.at_key(
-                &at,
-                format!(
-                    "a `{}` stage needs {} {} stage among its `needs`",
-                    def.kind,
-                    article(missing.kinds[0]),
-                    kinds.join(" or ")
-                ),
-            )
-            .with_hint(format!("a `{}` stage {}", def.kind, wanted())),
-        ));
-    }
-    def.kind
-        .check_needs(&filled)
-        .map_err(|m| Box::new(src.at_key(&at, m)))?;
-    Ok(roles)
 }
 
 /// Reference for tests and tools: the instance labels of a pipeline.
